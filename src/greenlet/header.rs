@@ -1,0 +1,451 @@
+//! The greenlet header: what every greenlet is, whatever runs on it.
+//!
+//! # Layout and ownership
+//!
+//! A greenlet is one heap allocation: a `#[repr(C)]` cell whose first field is
+//! a [`Header`], followed by data typed by whoever made it (the closure and
+//! its result slot for a spawned greenlet, the closure and its start value
+//! for a raw one). The header is reference counted by hand ([`HeaderRef`]);
+//! its `vtable` knows the real type, to start the closure and free the cell.
+//! This keeps a spawn to one allocation and lets run queues hold thin
+//! pointers.
+//!
+//! Everything other greenlets or the hub point to (wait-list entries, timers,
+//! the run queue) points at the header, never into a stack (DESIGN.md §7).
+//!
+//! # Two kinds of field
+//!
+//! - Shared fields are atomics (`park`, `life`, `interrupt`) or immutable
+//!   after creation (`id`, `name`, `stack_size`). Any thread may touch them.
+//! - Local fields (`coro`, `parent`, `recv`, ...) belong to the greenlet's
+//!   thread. Before a greenlet starts that is whoever holds it (a spawned
+//!   greenlet can be stolen by another worker until then); once started it is
+//!   the thread recorded in `thread`, for good. They are `Cell`s and
+//!   `UnsafeCell`s reached through `unsafe` accessors whose contract is "on
+//!   the owning thread".
+//!
+//! # States
+//!
+//! `state` (local) is the switching state: `Unstarted`, `Running` (it is the
+//! current greenlet of its thread), `Suspended` (inside a switch, waiting to
+//! be resumed) or `Dead`. `park` (shared) is the hub's view, see
+//! `hub::park`. `life` (shared) is the spawned greenlet's lifecycle, see
+//! `spawn`.
+
+use std::any::TypeId;
+use std::cell::{Cell, UnsafeCell};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+
+use corosensei::{Coroutine, Yielder};
+
+use crate::stack::Stack;
+
+/// A panic payload, as `catch_unwind` gives it.
+pub(crate) type Payload = Box<dyn std::any::Any + Send + 'static>;
+
+/// The coroutine under every greenlet: resumed with a [`Msg`], it yields or
+/// returns a [`Req`] saying where to go next.
+pub(crate) type Coro = Coroutine<Msg, Req, Req, Stack>;
+
+/// What a greenlet finds when it is resumed.
+pub(crate) enum Msg {
+    /// A value was written into the receiver's slot (or there was none to
+    /// write: the first resume of a spawned greenlet).
+    Value,
+    /// The hub resumed a parked greenlet.
+    Wake,
+    /// Raise this payload where the receiver is suspended.
+    Unwind(Payload),
+    /// A greenlet ended by `GreenletExit`; the receiver was its parent.
+    Exited,
+}
+
+/// Where a suspending or finishing greenlet wants control to go.
+pub(crate) struct Req {
+    /// The greenlet to resume next; null means the thread's root (the hub on
+    /// a worker, the main greenlet elsewhere).
+    pub(crate) to: *const Header,
+    pub(crate) msg: Msg,
+    /// Set when the greenlet finished: its own reference, which kept it alive
+    /// while it ran and is released once its coroutine is gone.
+    pub(crate) done: Option<HeaderRef>,
+}
+
+/// The switching state of a greenlet, seen from its own thread.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum State {
+    Unstarted,
+    Running,
+    Suspended,
+    Dead,
+}
+
+/// What a suspended greenlet is waiting to receive.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Recv {
+    /// Nothing can be delivered to it (it is running, dead, or the root of a
+    /// worker thread).
+    Nothing,
+    /// A value of this type (and its name, for errors), written at
+    /// `recv_slot` (an `Option<T>`).
+    Value(TypeId, &'static str),
+    /// A wake-up from the hub: only the hub may resume it.
+    Parked,
+}
+
+/// What made a greenlet, which decides how its handles behave.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kind {
+    /// A thread's native stack (its main greenlet, or a worker's hub).
+    Root,
+    /// A `RawGreenlet`: dropping its last handle kills it.
+    Raw,
+    /// A greenlet scheduled by the hub (`spawn` and friends).
+    Spawned,
+}
+
+/// Type-specific operations on a greenlet cell. Only spawned greenlets use
+/// the first three; raw and root cells have no-op or unreachable entries.
+pub(crate) struct VTable {
+    /// Creates the coroutine on a stack from this thread's pool, handing it
+    /// the reference; false if no stack could be had (the greenlet is then
+    /// completed with that error). For a claimed, unstarted greenlet, on the
+    /// thread that will run it.
+    pub(crate) start: unsafe fn(HeaderRef) -> bool,
+    /// Completes a claimed, unstarted greenlet as killed, without running
+    /// it; drops its closure unless the closure must stay on another thread.
+    pub(crate) cancel: unsafe fn(&Header),
+    /// Drops the closure, if still there. On the greenlet's own thread.
+    pub(crate) drop_func: unsafe fn(&Header),
+    /// Frees the cell. Called once, when the last reference goes.
+    pub(crate) dealloc: unsafe fn(NonNull<Header>),
+}
+
+pub(crate) struct Header {
+    refs: AtomicUsize,
+    pub(crate) vtable: &'static VTable,
+    pub(crate) kind: Kind,
+    pub(crate) id: u64,
+    name: Option<Box<str>>,
+    pub(crate) stack_size: usize,
+    /// The key of the thread the greenlet is bound to (0: not yet bound).
+    thread: AtomicU64,
+    /// The hub's parking state (`hub::park`).
+    pub(crate) park: AtomicU8,
+    /// Lifecycle of a spawned greenlet (`spawn`).
+    pub(crate) life: AtomicU8,
+    /// Requests to interrupt: `INTERRUPT_KILL`.
+    pub(crate) interrupt: AtomicU8,
+    /// The worker it runs on, once started (`hub`).
+    pub(crate) worker: UnsafeCell<Option<std::sync::Arc<crate::hub::Shared>>>,
+    // --- local fields: owner thread only ---
+    coro: UnsafeCell<Option<Coro>>,
+    yielder: Cell<*const Yielder<Msg, Req>>,
+    parent: UnsafeCell<Option<HeaderRef>>,
+    state: Cell<State>,
+    recv: Cell<Recv>,
+    recv_slot: Cell<*mut ()>,
+    /// Count of `RawGreenlet` handles (the last one kills a suspended greenlet).
+    raw_handles: Cell<usize>,
+    /// The id of a `Timeout` that fired and has yet to be raised (0: none).
+    pub(crate) timeout_fired: Cell<u64>,
+    /// A throw raised by `check_interrupts` is unwinding this stack.
+    pub(crate) unwinding: Cell<bool>,
+    /// The main greenlet of a `run` (deadlock detection watches it).
+    pub(crate) is_main: Cell<bool>,
+    /// The lowest address of the stack's guard page, once started.
+    stack_guard: Cell<usize>,
+}
+
+/// `interrupt` bit: a kill is pending.
+pub(crate) const INTERRUPT_KILL: u8 = 1;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Header {
+    pub(crate) fn new(
+        vtable: &'static VTable,
+        kind: Kind,
+        name: Option<Box<str>>,
+        stack_size: usize,
+    ) -> Self {
+        Header {
+            refs: AtomicUsize::new(1),
+            vtable,
+            kind,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            name,
+            stack_size,
+            thread: AtomicU64::new(0),
+            park: AtomicU8::new(0),
+            life: AtomicU8::new(0),
+            interrupt: AtomicU8::new(0),
+            worker: UnsafeCell::new(None),
+            coro: UnsafeCell::new(None),
+            yielder: Cell::new(std::ptr::null()),
+            parent: UnsafeCell::new(None),
+            state: Cell::new(State::Unstarted),
+            recv: Cell::new(Recv::Nothing),
+            recv_slot: Cell::new(std::ptr::null_mut()),
+            raw_handles: Cell::new(0),
+            timeout_fired: Cell::new(0),
+            unwinding: Cell::new(false),
+            is_main: Cell::new(false),
+            stack_guard: Cell::new(0),
+        }
+    }
+
+    /// The user's name, if one was given.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The name to show: the user's, or `Greenlet-<id>`.
+    pub(crate) fn display_name(&self) -> String {
+        match &self.name {
+            Some(n) => n.to_string(),
+            None => format!("Greenlet-{}", self.id),
+        }
+    }
+
+    /// The key of the thread this greenlet is bound to, 0 if none yet.
+    pub(crate) fn thread_key(&self) -> u64 {
+        self.thread.load(Ordering::Acquire)
+    }
+
+    /// Binds the greenlet to the calling thread.
+    pub(crate) fn bind_to_current_thread(&self) {
+        self.thread.store(thread_key(), Ordering::Release);
+    }
+
+    pub(crate) fn on_this_thread(&self) -> bool {
+        self.thread_key() == thread_key()
+    }
+
+    // The accessors below touch local fields.
+    //
+    // Safety contract shared by all of them: the caller runs on the thread
+    // that owns the greenlet (see the module docs), so no other thread
+    // touches these fields concurrently; and it does not hold a reference
+    // obtained from one of them across a switch.
+
+    /// # Safety
+    /// See the contract above.
+    pub(crate) unsafe fn state(&self) -> State {
+        self.state.get()
+    }
+
+    /// # Safety
+    /// See the contract above.
+    pub(crate) unsafe fn set_state(&self, s: State) {
+        self.state.set(s)
+    }
+
+    /// # Safety
+    /// See the contract above.
+    pub(crate) unsafe fn recv(&self) -> (Recv, *mut ()) {
+        (self.recv.get(), self.recv_slot.get())
+    }
+
+    /// # Safety
+    /// See the contract above.
+    pub(crate) unsafe fn set_recv(&self, recv: Recv, slot: *mut ()) {
+        self.recv.set(recv);
+        self.recv_slot.set(slot);
+    }
+
+    /// The coroutine, for the trampoline to resume.
+    ///
+    /// # Safety
+    /// See the contract above; in addition the pointer is only dereferenced
+    /// while the coroutine is not itself running.
+    pub(crate) unsafe fn coro_ptr(&self) -> *mut Option<Coro> {
+        self.coro.get()
+    }
+
+    /// Installs the coroutine built by `VTable::start`.
+    ///
+    /// # Safety
+    /// See the contract above.
+    pub(crate) unsafe fn set_coro(&self, coro: Coro, guard: usize) {
+        // SAFETY: owner thread (caller's contract), and the greenlet is not
+        // started, so nothing else refers to the slot.
+        unsafe { *self.coro.get() = Some(coro) };
+        self.stack_guard.set(guard);
+    }
+
+    /// # Safety
+    /// See the contract above.
+    pub(crate) unsafe fn yielder(&self) -> *const Yielder<Msg, Req> {
+        self.yielder.get()
+    }
+
+    /// # Safety
+    /// See the contract above.
+    pub(crate) unsafe fn set_yielder(&self, y: *const Yielder<Msg, Req>) {
+        self.yielder.set(y)
+    }
+
+    /// # Safety
+    /// See the contract above.
+    pub(crate) unsafe fn parent(&self) -> Option<&HeaderRef> {
+        // SAFETY: owner thread; the parent is only replaced by `set_parent`,
+        // which callers do not interleave with a live borrow.
+        unsafe { (*self.parent.get()).as_ref() }
+    }
+
+    /// # Safety
+    /// See the contract above.
+    pub(crate) unsafe fn set_parent(&self, parent: Option<HeaderRef>) -> Option<HeaderRef> {
+        // SAFETY: as for `parent`.
+        unsafe { std::mem::replace(&mut *self.parent.get(), parent) }
+    }
+
+    /// # Safety
+    /// See the contract above.
+    pub(crate) unsafe fn raw_handles(&self) -> &Cell<usize> {
+        &self.raw_handles
+    }
+
+    /// What the overflow handler needs while this greenlet runs.
+    pub(crate) fn running_stack(&self) -> crate::stack::RunningStack {
+        let (name, name_len) = match &self.name {
+            Some(n) => (n.as_ptr(), n.len()),
+            None => (b"(unnamed)".as_ptr(), 9),
+        };
+        crate::stack::RunningStack {
+            guard: self.stack_guard.get(),
+            size: self.stack_size,
+            name,
+            name_len,
+        }
+    }
+
+    /// The worker this greenlet runs on, if it is started on one.
+    pub(crate) fn worker(&self) -> Option<&std::sync::Arc<crate::hub::Shared>> {
+        // SAFETY: `worker` is written once, by the owning thread before the
+        // greenlet first runs; everyone who can reach the greenlet to wake it
+        // got it from code that ran after that.
+        unsafe { (*self.worker.get()).as_ref() }
+    }
+}
+
+impl Drop for Header {
+    fn drop(&mut self) {
+        let started = self
+            .coro
+            .get_mut()
+            .as_ref()
+            .is_some_and(|c| c.started() && !c.done());
+        if started {
+            // A greenlet that never finished and can no longer be resumed on
+            // its thread (it refused to die, or its thread is gone). Unwinding
+            // it here could run its destructors on the wrong thread; leak its
+            // stack instead.
+            std::mem::forget(self.coro.get_mut().take());
+        }
+    }
+}
+
+/// A counted reference to a greenlet header.
+pub(crate) struct HeaderRef(NonNull<Header>);
+
+// SAFETY: the shared fields of a header are atomics or immutable; the local
+// ones are only reached through the `unsafe` accessors whose contract is to
+// be on the owning thread. The cell is freed through the vtable, on whatever
+// thread drops the last reference, which the cells allow (see `spawn` and
+// `greenlet::raw`: a started coroutine is always gone before that).
+unsafe impl Send for HeaderRef {}
+// SAFETY: as above.
+unsafe impl Sync for HeaderRef {}
+
+impl HeaderRef {
+    /// Takes ownership of a freshly made cell's first reference.
+    ///
+    /// # Safety
+    /// `ptr` points at the `Header` at offset 0 of a live cell whose `refs`
+    /// count includes the one handed over here.
+    pub(crate) unsafe fn from_raw(ptr: NonNull<Header>) -> Self {
+        HeaderRef(ptr)
+    }
+
+    /// Makes a new counted reference from a pointer to a live header.
+    ///
+    /// # Safety
+    /// The header must be alive (someone holds a reference) for the duration
+    /// of this call.
+    pub(crate) unsafe fn clone_from_ptr(ptr: *const Header) -> Self {
+        // SAFETY: the header is alive per the caller.
+        unsafe { (*ptr).refs.fetch_add(1, Ordering::Relaxed) };
+        HeaderRef(NonNull::new(ptr as *mut Header).expect("null header"))
+    }
+
+    pub(crate) fn as_ptr(&self) -> *const Header {
+        self.0.as_ptr()
+    }
+
+    pub(crate) fn non_null(&self) -> NonNull<Header> {
+        self.0
+    }
+
+    /// Gives up the reference without releasing it.
+    pub(crate) fn into_raw(self) -> NonNull<Header> {
+        let p = self.0;
+        std::mem::forget(self);
+        p
+    }
+}
+
+impl std::ops::Deref for HeaderRef {
+    type Target = Header;
+    fn deref(&self) -> &Header {
+        // SAFETY: a HeaderRef keeps its header alive.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Clone for HeaderRef {
+    fn clone(&self) -> Self {
+        self.refs.fetch_add(1, Ordering::Relaxed);
+        HeaderRef(self.0)
+    }
+}
+
+impl Drop for HeaderRef {
+    fn drop(&mut self) {
+        if self.refs.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        std::sync::atomic::fence(Ordering::Acquire);
+        // SAFETY: this was the last reference; the vtable frees the cell it
+        // was made for.
+        unsafe { (self.vtable.dealloc)(self.0) };
+    }
+}
+
+impl PartialEq for HeaderRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for HeaderRef {}
+
+/// A process-unique key for the calling thread (never reused, unlike
+/// addresses of thread-locals).
+pub(crate) fn thread_key() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static KEY: Cell<u64> = const { Cell::new(0) };
+    }
+    KEY.with(|k| {
+        let key = k.get();
+        if key != 0 {
+            return key;
+        }
+        let key = NEXT.fetch_add(1, Ordering::Relaxed);
+        k.set(key);
+        key
+    })
+}

@@ -1,0 +1,529 @@
+//! The hub: one per worker thread, running greenlets, timers and I/O.
+//!
+//! # Design
+//!
+//! Each worker thread owns a [`Driver`] (the part that loops and blocks) and
+//! shares a [`Shared`] handle (what other threads use to wake it), as tokio
+//! splits its drivers and handles.
+//!
+//! The driver's native stack is the thread's root greenlet: it picks a
+//! runnable greenlet and calls the trampoline, which returns when that
+//! greenlet (or one it switched to) switches back to the root, by parking,
+//! yielding or ending.
+//!
+//! ## Queues
+//!
+//! - `ready`: the local FIFO run queue. `Run` entries are started greenlets
+//!   (they never leave this thread), `Start` entries are `spawn_local`
+//!   greenlets, and `Stealable` entries are place-holders that keep spawn
+//!   order for greenlets in the work-stealing deque.
+//! - `lifo`: one slot for the greenlet woken last, run next (a message
+//!   ping-pong then costs no queue round trip). It gives way to the FIFO
+//!   after a few turns so nothing starves.
+//! - `deque`: unstarted `spawn` greenlets, which idle workers may steal
+//!   (crossbeam-deque: `Worker` here, `Stealer`s in the runtime, plus the
+//!   runtime's global `Injector` for spawns from plain threads).
+//! - `Shared::remote`: wake-ups and work sent from other threads, with a mio
+//!   `Waker` to interrupt `epoll_wait`. The waker is only poked when the
+//!   worker announced that it is going to sleep, so a busy worker is never
+//!   sent a syscall.
+//!
+//! ## Idling
+//!
+//! A worker with nothing to do registers as idle, re-checks every source, and
+//! blocks in `epoll_wait` until the next timer, I/O, or a wake. A spawn wakes
+//! one idle worker if none is already looking for work. There is no polling
+//! tick.
+//!
+//! ## Shutdown
+//!
+//! On `Remote::Shutdown` a worker cancels its unstarted greenlets, kills its
+//! started ones (each unwinds at its switch point) and keeps running until
+//! none is left; it exits once every worker of the runtime got there, so a
+//! greenlet unwinding on one worker can still wake another.
+
+pub(crate) mod park;
+pub(crate) mod timer;
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::time::{Duration, Instant};
+
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+
+use crate::greenlet::header::{Header, HeaderRef, INTERRUPT_KILL, Msg};
+use crate::greenlet::switch::trampoline;
+use crate::runtime::RuntimeInner;
+
+pub(crate) use park::{interrupt, unpark};
+use timer::{Action, Timers};
+
+/// How many greenlets run between two looks at timers, wake-ups and I/O.
+const EVENT_INTERVAL: u32 = 61;
+/// How many times in a row the LIFO slot may jump the queue.
+const LIFO_STREAK: u8 = 3;
+const WAKER: mio::Token = mio::Token(usize::MAX);
+
+/// Work and wake-ups sent to a worker from other threads.
+pub(crate) enum Remote {
+    /// A parked greenlet of this worker was unparked.
+    Wake(HeaderRef),
+    /// Start this `spawn_later` greenlet at the deadline.
+    SpawnLater(HeaderRef, Instant),
+    /// The runtime is shutting down.
+    Shutdown,
+}
+
+/// What other threads hold of a worker.
+pub(crate) struct Shared {
+    pub(crate) index: usize,
+    remote: Injector<Remote>,
+    waker: mio::Waker,
+    /// The worker is (about to be) blocked in `epoll_wait`.
+    sleeping: AtomicBool,
+    pub(crate) stealer: Stealer<HeaderRef>,
+}
+
+impl Shared {
+    /// Sends work to the worker, waking it if it sleeps.
+    pub(crate) fn push_remote(&self, r: Remote) {
+        self.remote.push(r);
+        self.notify();
+    }
+
+    /// Wakes the worker if it sleeps (it then looks at every source).
+    pub(crate) fn notify(&self) {
+        fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst) {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// An entry of the local run queue.
+pub(crate) enum Entry {
+    /// Resume a started greenlet of this worker.
+    Run(NonNull<Header>),
+    /// Start a greenlet that must stay on this worker.
+    Start(HeaderRef),
+    /// Start the next greenlet of the stealable deque, if any is left.
+    Stealable,
+}
+
+/// The parts of a worker that are made on the builder thread and moved in.
+pub(crate) struct Parts {
+    pub(crate) poll: mio::Poll,
+    pub(crate) deque: Worker<HeaderRef>,
+}
+
+/// Makes the shared and owned halves of a worker.
+pub(crate) fn new_worker(index: usize) -> std::io::Result<(Shared, Parts)> {
+    let poll = mio::Poll::new()?;
+    let waker = mio::Waker::new(poll.registry(), WAKER)?;
+    let deque = Worker::new_fifo();
+    let shared = Shared {
+        index,
+        remote: Injector::new(),
+        waker,
+        sleeping: AtomicBool::new(false),
+        stealer: deque.stealer(),
+    };
+    Ok((shared, Parts { poll, deque }))
+}
+
+/// Binds a raw greenlet made on a worker thread to that worker's hub, so it
+/// can park there (sleep, join) like a spawned one.
+pub(crate) fn adopt_raw(h: &Header) {
+    Driver::with(|d| {
+        // SAFETY: a new greenlet, not yet shared with anyone.
+        unsafe { *h.worker.get() = Some(d.shared.clone()) };
+    });
+}
+
+/// The worker-local hub. Lives on the worker thread's native stack while the
+/// worker runs; reached through the `DRIVER` thread-local.
+pub(crate) struct Driver {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) rt: Arc<RuntimeInner>,
+    ready: RefCell<VecDeque<Entry>>,
+    lifo: Cell<Option<NonNull<Header>>>,
+    lifo_streak: Cell<u8>,
+    deque: Worker<HeaderRef>,
+    pub(crate) timers: RefCell<Timers>,
+    poll: RefCell<mio::Poll>,
+    events: RefCell<mio::Events>,
+    /// Started greenlets of this worker that have not ended.
+    live: RefCell<Vec<NonNull<Header>>>,
+    /// Greenlets parked on I/O of this hub (they count as wake sources).
+    pub(crate) io_waiters: Cell<usize>,
+    shutting_down: Cell<bool>,
+    /// Counted as drained by the runtime (during shutdown).
+    drained: Cell<bool>,
+}
+
+thread_local! {
+    static DRIVER: Cell<*const Driver> = const { Cell::new(std::ptr::null()) };
+}
+
+impl Driver {
+    /// Runs `f` with this thread's driver, if this is a worker thread.
+    #[inline]
+    pub(crate) fn with<R>(f: impl FnOnce(&Driver) -> R) -> Option<R> {
+        let p = DRIVER.with(|d| d.get());
+        if p.is_null() {
+            None
+        } else {
+            // SAFETY: DRIVER is set only while `Driver::run` runs on this
+            // thread, with `p` pointing at its live driver.
+            Some(f(unsafe { &*p }))
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_worker_thread() -> bool {
+        !DRIVER.with(|d| d.get()).is_null()
+    }
+
+    pub(crate) fn new(shared: Arc<Shared>, rt: Arc<RuntimeInner>, parts: Parts) -> Self {
+        Driver {
+            shared,
+            rt,
+            ready: RefCell::new(VecDeque::new()),
+            lifo: Cell::new(None),
+            lifo_streak: Cell::new(0),
+            deque: parts.deque,
+            timers: RefCell::new(Timers::new()),
+            poll: RefCell::new(parts.poll),
+            events: RefCell::new(mio::Events::with_capacity(256)),
+            live: RefCell::new(Vec::new()),
+            io_waiters: Cell::new(0),
+            shutting_down: Cell::new(false),
+            drained: Cell::new(false),
+        }
+    }
+
+    /// Queues a greenlet of this worker that was just woken.
+    pub(crate) fn wake_local(&self, g: &Header) {
+        if let Some(prev) = self.lifo.replace(Some(NonNull::from(g))) {
+            self.ready.borrow_mut().push_back(Entry::Run(prev));
+        }
+    }
+
+    pub(crate) fn push_ready(&self, e: Entry) {
+        self.ready.borrow_mut().push_back(e);
+    }
+
+    /// Queues an unstarted greenlet that any worker may run.
+    pub(crate) fn spawn(&self, task: HeaderRef) {
+        if self.shutting_down.get() {
+            crate::spawn::cancel(task);
+            return;
+        }
+        self.deque.push(task);
+        self.push_ready(Entry::Stealable);
+        self.rt.notify_idle();
+    }
+
+    /// Queues an unstarted greenlet that must run on this worker.
+    pub(crate) fn spawn_local(&self, task: HeaderRef) {
+        if self.shutting_down.get() {
+            crate::spawn::cancel(task);
+            return;
+        }
+        self.push_ready(Entry::Start(task));
+    }
+
+    /// Starts `task` at `deadline` (on this worker's timers).
+    pub(crate) fn spawn_at(&self, task: HeaderRef, deadline: Instant) {
+        if self.shutting_down.get() {
+            crate::spawn::cancel(task);
+            return;
+        }
+        let key = self.timers.borrow_mut().add(deadline, Action::Spawn(task));
+        let _ = key;
+    }
+
+    pub(crate) fn has_stealable(&self) -> bool {
+        !self.deque.is_empty()
+    }
+
+    /// The main loop. Returns when the runtime has shut down.
+    pub(crate) fn run(&self) {
+        DRIVER.with(|d| d.set(self));
+        crate::greenlet::switch::root_ptr();
+        let mut tick: u32 = 0;
+        loop {
+            while let Some(e) = self.next_entry() {
+                self.run_entry(e);
+                tick = tick.wrapping_add(1);
+                if tick % EVENT_INTERVAL == 0 {
+                    self.maintain(Some(Duration::ZERO));
+                }
+            }
+            if self.shutting_down.get() && self.shutdown_done() {
+                break;
+            }
+            if let Some(task) = self.steal() {
+                self.start(task);
+                continue;
+            }
+            self.idle();
+        }
+        DRIVER.with(|d| d.set(std::ptr::null()));
+    }
+
+    fn next_entry(&self) -> Option<Entry> {
+        if self.lifo_streak.get() < LIFO_STREAK {
+            if let Some(g) = self.lifo.take() {
+                self.lifo_streak.set(self.lifo_streak.get() + 1);
+                return Some(Entry::Run(g));
+            }
+        } else if let Some(g) = self.lifo.take() {
+            self.ready.borrow_mut().push_back(Entry::Run(g));
+        }
+        self.lifo_streak.set(0);
+        let e = self.ready.borrow_mut().pop_front();
+        match e {
+            Some(e) => Some(e),
+            None => self.deque.pop().map(Entry::Start),
+        }
+    }
+
+    fn run_entry(&self, e: Entry) {
+        match e {
+            Entry::Run(g) => {
+                // SAFETY: a queued greenlet is started, of this worker, and
+                // alive (it holds itself until it ends).
+                let msg = unsafe { trampoline(g.as_ptr(), Msg::Wake) };
+                self.stray(msg);
+            }
+            Entry::Start(task) => self.start(task),
+            Entry::Stealable => {
+                if let Some(task) = self.deque.pop() {
+                    self.start(task);
+                }
+            }
+        }
+    }
+
+    /// Starts an unstarted greenlet on this worker and runs it.
+    fn start(&self, task: HeaderRef) {
+        if !crate::spawn::claim_start(&task) {
+            crate::spawn::release_unclaimed(task);
+            return;
+        }
+        if self.shutting_down.get() {
+            // It may not start any more; `claim_start` made it ours.
+            crate::spawn::abort_claimed(task);
+            return;
+        }
+        task.bind_to_current_thread();
+        // SAFETY: the greenlet has not run yet and nobody else may touch its
+        // local fields (we claimed it).
+        unsafe { *task.worker.get() = Some(self.shared.clone()) };
+        let g = task.non_null();
+        // SAFETY: claimed, unstarted, on the thread that will run it.
+        if !unsafe { (task.vtable.start)(task) } {
+            return;
+        }
+        self.live.borrow_mut().push(g);
+        // SAFETY: `g` was just started here; it holds itself until it ends.
+        let msg = unsafe { trampoline(g.as_ptr(), Msg::Value) };
+        self.stray(msg);
+    }
+
+    /// Called by a spawned greenlet's body when it ends.
+    pub(crate) fn forget_live(&self, g: *const Header) {
+        let mut live = self.live.borrow_mut();
+        if let Some(at) = live.iter().rposition(|p| p.as_ptr() as *const _ == g) {
+            live.swap_remove(at);
+        }
+    }
+
+    /// Handles what reached the root without being asked for: a raw
+    /// greenlet's result or panic whose parents were all gone.
+    fn stray(&self, msg: Msg) {
+        if let Msg::Unwind(p) = msg {
+            let text = crate::spawn::panic_message(&p);
+            eprintln!("greenlet: a result reached the hub with nowhere to go: {text}");
+        }
+    }
+
+    /// Looks at wake-ups, timers and I/O; blocks at most `timeout`.
+    fn maintain(&self, timeout: Option<Duration>) {
+        self.drain_remote();
+        self.fire_timers();
+        let mut timeout = timeout;
+        if let Some(t) = self.timers.borrow_mut().next_timeout(Instant::now()) {
+            timeout = Some(timeout.map_or(t, |x| x.min(t)));
+        }
+        if timeout == Some(Duration::ZERO) && self.io_waiters.get() == 0 {
+            return;
+        }
+        self.poll_io(timeout);
+        self.drain_remote();
+        self.fire_timers();
+    }
+
+    fn poll_io(&self, timeout: Option<Duration>) {
+        let mut events = self.events.borrow_mut();
+        if let Err(e) = self.poll.borrow_mut().poll(&mut events, timeout)
+            && e.kind() != std::io::ErrorKind::Interrupted
+        {
+            panic!("greenlet hub: epoll_wait failed: {e}");
+        }
+        // Only the waker is registered yet; it just interrupts the wait.
+        events.clear();
+    }
+
+    fn drain_remote(&self) {
+        loop {
+            match self.shared.remote.steal() {
+                Steal::Success(r) => self.on_remote(r),
+                Steal::Retry => continue,
+                Steal::Empty => break,
+            }
+        }
+    }
+
+    fn on_remote(&self, r: Remote) {
+        match r {
+            Remote::Wake(g) => {
+                // The waker already moved it to RUNNING: it is ours to queue.
+                self.ready.borrow_mut().push_back(Entry::Run(g.non_null()));
+                drop(g);
+            }
+            Remote::SpawnLater(task, at) => self.spawn_at(task, at),
+            Remote::Shutdown => self.begin_shutdown(),
+        }
+    }
+
+    fn fire_timers(&self) {
+        if self.timers.borrow().len() == 0 {
+            return;
+        }
+        let now = Instant::now();
+        loop {
+            let action = self.timers.borrow_mut().pop_due(now);
+            match action {
+                None => break,
+                // SAFETY: timer actions on greenlets are cancelled before
+                // those greenlets move on, so `g` is alive and parked here.
+                Some(Action::Wake(g)) => unpark(unsafe { g.as_ref() }),
+                Some(Action::Timeout(g, id)) => {
+                    // SAFETY: as above.
+                    let h = unsafe { g.as_ref() };
+                    let pending = h.timeout_fired.get();
+                    // Keep the outermost (oldest) pending timeout.
+                    if pending == 0 || id < pending {
+                        h.timeout_fired.set(id);
+                    }
+                    unpark(h);
+                }
+                Some(Action::Spawn(task)) => self.spawn(task),
+            }
+        }
+    }
+
+    /// Steals unstarted greenlets from the injector or another worker.
+    fn steal(&self) -> Option<HeaderRef> {
+        if self.shutting_down.get() {
+            return None;
+        }
+        let rt = &self.rt;
+        loop {
+            let mut retry = false;
+            match rt.injector.steal_batch_and_pop(&self.deque) {
+                Steal::Success(t) => return Some(t),
+                Steal::Retry => retry = true,
+                Steal::Empty => {}
+            }
+            let n = rt.workers.len();
+            for i in 1..n {
+                let other = &rt.workers[(self.shared.index + i) % n];
+                match other.stealer.steal_batch_and_pop(&self.deque) {
+                    Steal::Success(t) => return Some(t),
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
+            }
+            if !retry {
+                return None;
+            }
+        }
+    }
+
+    fn has_local_work(&self) -> bool {
+        self.lifo.get().is_some() || !self.ready.borrow().is_empty() || !self.deque.is_empty()
+    }
+
+    /// Nothing to run: sleep until a timer, I/O or a wake.
+    fn idle(&self) {
+        let rt = &self.rt;
+        rt.enter_idle(self.shared.index);
+        self.shared.sleeping.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let work_waiting = !self.shared.remote.is_empty()
+            || self.has_local_work()
+            || (!self.shutting_down.get() && rt.has_stealable());
+        if !work_waiting {
+            let now = Instant::now();
+            self.fire_timers();
+            if !self.has_local_work() {
+                let timeout = self.timers.borrow_mut().next_timeout(now);
+                self.poll_io(timeout);
+            }
+        }
+        self.shared.sleeping.store(false, Ordering::SeqCst);
+        rt.leave_idle(self.shared.index);
+        self.drain_remote();
+        self.fire_timers();
+    }
+
+    fn begin_shutdown(&self) {
+        if self.shutting_down.replace(true) {
+            return;
+        }
+        // Unstarted greenlets never run.
+        while let Some(task) = self.deque.pop() {
+            crate::spawn::cancel(task);
+        }
+        let entries: Vec<Entry> = self.ready.borrow_mut().drain(..).collect();
+        for e in entries {
+            match e {
+                Entry::Start(task) => crate::spawn::cancel(task),
+                Entry::Run(g) => self.ready.borrow_mut().push_back(Entry::Run(g)),
+                Entry::Stealable => {}
+            }
+        }
+        let pending = self.timers.borrow_mut().drain();
+        for action in pending {
+            match action {
+                Action::Spawn(task) => crate::spawn::cancel(task),
+                // SAFETY: as in `fire_timers`: the greenlet is alive; waking
+                // it early is harmless (it re-checks) and it is about to be
+                // killed anyway.
+                Action::Wake(g) | Action::Timeout(g, _) => unpark(unsafe { g.as_ref() }),
+            }
+        }
+        // Started greenlets are killed, each at its next switch point.
+        let live: Vec<NonNull<Header>> = self.live.borrow().clone();
+        for g in live {
+            // SAFETY: live greenlets are alive (they hold themselves).
+            interrupt(unsafe { g.as_ref() }, INTERRUPT_KILL);
+        }
+    }
+
+    /// During shutdown: true once this worker and every other one have no
+    /// greenlet left.
+    fn shutdown_done(&self) -> bool {
+        if !self.drained.get() && self.live.borrow().is_empty() {
+            self.drained.set(true);
+            self.rt.worker_drained();
+        }
+        self.rt.all_drained()
+    }
+}

@@ -1,0 +1,246 @@
+//! Parking and waking: how anything that waits (a greenlet or a plain thread)
+//! blocks, and how anything else wakes it.
+//!
+//! # The park state machine
+//!
+//! Each greenlet has a `park` byte, shared by every thread:
+//!
+//! ```text
+//!   RUNNING --park()--> PARKED --unpark()--> RUNNING (and scheduled on its hub)
+//!   RUNNING --unpark()--> NOTIFIED --park()--> RUNNING (returns at once)
+//! ```
+//!
+//! `unpark` schedules the greenlet only when it wins `PARKED -> RUNNING`, so a
+//! greenlet is queued once however many wakers race (no double wake-up), and
+//! an unpark that lands before the park is kept as `NOTIFIED` (no lost
+//! wake-up). A greenlet is only ever resumed by its own hub, after it has
+//! really switched away, so a waker on another thread that wins the race
+//! while the greenlet is still on its way to the hub just queues it early.
+//!
+//! Wake-ups may be spurious: every waiter re-checks its condition in a loop.
+//!
+//! # Interrupts
+//!
+//! A kill or a fired `Timeout` sets a flag on the greenlet and unparks it; the
+//! greenlet raises it at its next switch point ([`check_interrupts`]), never
+//! while it is already unwinding from one.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::greenlet::GreenletExit;
+use crate::greenlet::header::{Header, HeaderRef, INTERRUPT_KILL, Msg, Recv};
+use crate::greenlet::switch::{current_ptr, switch_to};
+
+use super::timer::Action;
+use super::{Driver, Entry};
+
+pub(crate) const RUNNING: u8 = 0;
+pub(crate) const PARKED: u8 = 1;
+pub(crate) const NOTIFIED: u8 = 2;
+
+/// The panic payload a fired `Timeout` unwinds with.
+pub(crate) struct TimeoutFired(pub(crate) u64);
+
+/// Wakes one waiter: a greenlet (through its hub) or a plain thread.
+#[derive(Clone)]
+pub(crate) enum Unparker {
+    Greenlet(HeaderRef),
+    Thread(std::thread::Thread),
+}
+
+impl Unparker {
+    /// An unparker for whoever is running: the current greenlet if it runs
+    /// on a hub, else this thread.
+    pub(crate) fn current() -> Unparker {
+        match current_hub_greenlet() {
+            // SAFETY: the running greenlet is alive.
+            Some(g) => Unparker::Greenlet(unsafe { HeaderRef::clone_from_ptr(g) }),
+            None => Unparker::Thread(std::thread::current()),
+        }
+    }
+
+    pub(crate) fn unpark(&self) {
+        match self {
+            Unparker::Greenlet(g) => unpark(g),
+            Unparker::Thread(t) => t.unpark(),
+        }
+    }
+
+    /// True if both wake the same waiter.
+    pub(crate) fn same(&self, other: &Unparker) -> bool {
+        match (self, other) {
+            (Unparker::Greenlet(a), Unparker::Greenlet(b)) => a == b,
+            (Unparker::Thread(a), Unparker::Thread(b)) => a.id() == b.id(),
+            _ => false,
+        }
+    }
+}
+
+/// The running greenlet, if it runs on a hub (a worker thread).
+#[inline]
+pub(crate) fn current_hub_greenlet() -> Option<*const Header> {
+    let cur = current_ptr();
+    if cur.is_null() || !Driver::is_worker_thread() {
+        None
+    } else {
+        Some(cur)
+    }
+}
+
+/// Wakes `g` if it is parked (or makes its next park return at once).
+pub(crate) fn unpark(g: &Header) {
+    let mut s = g.park.load(Ordering::Acquire);
+    loop {
+        let next = match s {
+            NOTIFIED => return,
+            RUNNING => NOTIFIED,
+            _ => RUNNING,
+        };
+        match g
+            .park
+            .compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) if s == PARKED => return schedule(g),
+            Ok(_) => return,
+            Err(actual) => s = actual,
+        }
+    }
+}
+
+/// Queues a greenlet that was just unparked on its own hub.
+fn schedule(g: &Header) {
+    let worker = g.worker().expect("a parked greenlet runs on a hub");
+    let local = Driver::with(|d| {
+        if std::sync::Arc::ptr_eq(&d.shared, worker) {
+            d.wake_local(g);
+            true
+        } else {
+            false
+        }
+    });
+    if local != Some(true) {
+        // SAFETY: `g` is parked, hence alive (it holds itself).
+        let g = unsafe { HeaderRef::clone_from_ptr(g) };
+        worker.push_remote(super::Remote::Wake(g));
+    }
+}
+
+/// Sets interrupt bits on `g` and wakes it to raise them.
+pub(crate) fn interrupt(g: &Header, bits: u8) {
+    g.interrupt.fetch_or(bits, Ordering::Release);
+    unpark(g);
+}
+
+/// Raises a pending kill or timeout in the running greenlet `g`.
+pub(crate) fn check_interrupts(g: &Header) {
+    if g.unwinding.get() {
+        return;
+    }
+    if g.interrupt.load(Ordering::Acquire) & INTERRUPT_KILL != 0 {
+        g.interrupt.fetch_and(!INTERRUPT_KILL, Ordering::AcqRel);
+        g.unwinding.set(true);
+        std::panic::resume_unwind(Box::new(GreenletExit));
+    }
+    let fired = g.timeout_fired.get();
+    if fired != 0 {
+        g.timeout_fired.set(0);
+        g.unwinding.set(true);
+        std::panic::resume_unwind(Box::new(TimeoutFired(fired)));
+    }
+}
+
+/// Switches the running hub greenlet `g` to its hub, to be resumed by an
+/// unpark (or by the run queue, for `yield_now`); then raises interrupts.
+///
+/// # Safety
+/// `g` is the running greenlet and runs on a hub.
+pub(crate) unsafe fn suspend_to_hub(g: *const Header) {
+    // SAFETY: `g` is us, on our thread; the hub resumes us with `Wake`.
+    unsafe {
+        (*g).set_recv(Recv::Parked, std::ptr::null_mut());
+        let msg = switch_to(std::ptr::null(), Msg::Value);
+        debug_assert!(matches!(msg, Msg::Wake));
+        (*g).set_recv(Recv::Nothing, std::ptr::null_mut());
+        check_interrupts(&*g);
+    }
+}
+
+/// Parks the caller until unparked (maybe spuriously) or until `deadline`.
+/// A greenlet on a hub switches away; anything else blocks its thread.
+pub(crate) fn park_until(deadline: Option<Instant>) {
+    let Some(g) = current_hub_greenlet() else {
+        match deadline {
+            None => std::thread::park(),
+            Some(d) => {
+                let now = Instant::now();
+                if d > now {
+                    std::thread::park_timeout(d - now);
+                }
+            }
+        }
+        return;
+    };
+    // SAFETY: `g` is the running greenlet.
+    let h = unsafe { &*g };
+    check_interrupts(h);
+    if h.park
+        .compare_exchange(NOTIFIED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
+        return;
+    }
+    let timer = deadline.map(|d| {
+        Driver::with(|drv| {
+            drv.timers
+                .borrow_mut()
+                .add(d, Action::Wake(std::ptr::NonNull::from(h)))
+        })
+        .expect("a hub greenlet runs on a worker")
+    });
+    if h.park
+        .compare_exchange(RUNNING, PARKED, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
+        // On unwind (a kill) as on return, the timer must not outlive the
+        // park: it points at us.
+        let _cancel = CancelTimer(timer);
+        // SAFETY: we are the running greenlet on a hub.
+        unsafe { suspend_to_hub(g) };
+    } else {
+        // An unpark came in between: consume it.
+        h.park.store(RUNNING, Ordering::Release);
+        drop(CancelTimer(timer));
+        check_interrupts(h);
+    }
+}
+
+/// Cancels a hub timer when dropped.
+pub(crate) struct CancelTimer(pub(crate) Option<super::timer::TimerKey>);
+
+impl Drop for CancelTimer {
+    fn drop(&mut self) {
+        if let Some(key) = self.0 {
+            let action = Driver::with(|d| d.timers.borrow_mut().cancel(key)).flatten();
+            drop(action);
+        }
+    }
+}
+
+/// Parks until unparked (maybe spuriously).
+pub(crate) fn park() {
+    park_until(None)
+}
+
+/// Lets every other runnable greenlet of this hub run, then continues.
+/// Outside a hub it yields the thread.
+pub fn yield_now() {
+    let Some(g) = current_hub_greenlet() else {
+        std::thread::yield_now();
+        return;
+    };
+    Driver::with(|d| d.push_ready(Entry::Run(std::ptr::NonNull::from(unsafe { &*g }))));
+    // SAFETY: `g` is the running greenlet on a hub; the run queue entry
+    // resumes it.
+    unsafe { suspend_to_hub(g) };
+}

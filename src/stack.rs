@@ -1,0 +1,587 @@
+//! Greenlet stacks: carved from mmap slabs, pooled per thread, guarded.
+//!
+//! # Design
+//!
+//! A stack is `size` usable bytes above one guard page. Stacks are cut from
+//! slabs, large anonymous mappings made with `MAP_NORESERVE`, so a slab costs
+//! address space, not memory: a page becomes resident only when a greenlet
+//! touches it, and nothing here writes to a stack (no painting), so an idle
+//! greenlet costs the page or two its frames use.
+//!
+//! Guard pages: on Linux 6.13 and later `madvise(MADV_GUARD_INSTALL)` marks
+//! the guard page inside the slab's single mapping. Older kernels get an
+//! `mprotect(PROT_NONE)` guard, which splits the mapping: every stack then
+//! costs two of the kernel's `vm.max_map_count` mappings (65530 by default),
+//! and running out is reported with that name and how to raise it.
+//!
+//! Ownership: each thread has its own pool (a free list per stack size) and
+//! never shares it, so taking and returning a stack is a `Vec` pop and push.
+//! A stack is returned by dropping it, on the thread that took it (the greenlet
+//! core drops a coroutine only on its own thread). A slab is unmapped when the
+//! pool and every stack cut from it are gone, that is at thread exit.
+//!
+//! Overflow: a fault in the guard page of the greenlet running on this thread
+//! is caught by a `SIGSEGV`/`SIGBUS` handler on an alternate signal stack,
+//! which prints `greenlet <name> overflowed its <N> KiB stack` and aborts. Any
+//! other fault is handed back to the handler that was there before ours.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::rc::Rc;
+use std::sync::Once;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// The stack size a greenlet gets unless told otherwise: 32 KiB.
+pub const DEFAULT_STACK_SIZE: usize = 32 * 1024;
+
+/// The smallest stack size accepted: 16 KiB.
+///
+/// Below this, the runtime's own frames (start-up, unwinding a kill) leave
+/// too little room for user code.
+pub const MIN_STACK_SIZE: usize = 16 * 1024;
+
+/// How many freed stacks of one size a thread keeps resident. Freed stacks
+/// beyond this keep their address range but give their pages back.
+const HOT_STACKS: usize = 1024;
+
+/// Slabs start small and double up to this many stacks.
+const MAX_SLAB_STACKS: usize = 1024;
+
+/// Linux's `MADV_GUARD_INSTALL` (6.13+); the libc crate does not name it yet.
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// Why a stack could not be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StackError {
+    /// The requested size is below [`MIN_STACK_SIZE`].
+    TooSmall {
+        /// The size asked for, in bytes.
+        requested: usize,
+    },
+    /// The kernel refused the mapping or the guard page.
+    Os {
+        /// What failed, in words a user can act on.
+        message: String,
+    },
+}
+
+impl fmt::Display for StackError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StackError::TooSmall { requested } => write!(
+                f,
+                "greenlet stack size {requested} bytes is below the minimum of {} KiB",
+                MIN_STACK_SIZE / 1024
+            ),
+            StackError::Os { message } => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for StackError {}
+
+pub(crate) fn page_size() -> usize {
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    // SAFETY: sysconf has no preconditions.
+    *PAGE.get_or_init(|| unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize })
+}
+
+/// Rounds a requested size up to whole pages, or refuses it.
+pub(crate) fn checked_size(requested: usize) -> Result<usize, StackError> {
+    if requested < MIN_STACK_SIZE {
+        return Err(StackError::TooSmall { requested });
+    }
+    let page = page_size();
+    requested
+        .checked_next_multiple_of(page)
+        .ok_or(StackError::Os {
+            message: format!("greenlet stack size {requested} bytes is too large"),
+        })
+}
+
+/// One mapping that stacks are cut from; unmapped when the last user goes.
+struct Slab {
+    addr: usize,
+    len: usize,
+}
+
+impl Drop for Slab {
+    fn drop(&mut self) {
+        // SAFETY: `addr..addr+len` is a mapping this slab made and owns; every
+        // stack cut from it holds an `Rc<Slab>`, so none is in use any more.
+        unsafe { libc::munmap(self.addr as *mut libc::c_void, self.len) };
+    }
+}
+
+/// Free stack memory: `size` usable bytes below `top`, a guard page below.
+struct StackMem {
+    top: usize,
+    size: usize,
+    _slab: Rc<Slab>,
+}
+
+/// A greenlet stack taken from this thread's pool; dropping it gives it back.
+pub(crate) struct Stack(std::mem::ManuallyDrop<StackMem>);
+
+impl Stack {
+    /// Takes a stack of `size` bytes (already checked by [`checked_size`])
+    /// from this thread's pool, mapping a new slab if the pool is empty.
+    pub(crate) fn take(size: usize) -> Result<Stack, StackError> {
+        POOL.with(|pool| pool.borrow_mut().take(size))
+    }
+
+    /// Makes sure this thread's pool could hand out a stack of `size` bytes
+    /// (already checked by [`checked_size`]) now, mapping a slab if it is
+    /// empty: how `try_spawn` reports allocation failures at spawn time,
+    /// although the stack is taken later, by the worker that starts the
+    /// greenlet.
+    pub(crate) fn ensure_available(size: usize) -> Result<(), StackError> {
+        POOL.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            pool.class(size).refill()
+        })
+    }
+
+    /// The usable size in bytes.
+    pub(crate) fn size(&self) -> usize {
+        self.0.size
+    }
+
+    /// The highest address (stacks grow down from here).
+    fn top(&self) -> usize {
+        self.0.top
+    }
+
+    /// The lowest address of the guard page.
+    pub(crate) fn guard(&self) -> usize {
+        self.0.top - self.0.size - page_size()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` is not used again after this.
+        let mem = unsafe { std::mem::ManuallyDrop::take(&mut self.0) };
+        // A stack dropped after its thread's pool is gone just releases its
+        // slab reference.
+        let _ = POOL.try_with(|pool| {
+            if let Ok(mut pool) = pool.try_borrow_mut() {
+                pool.give(mem);
+            }
+        });
+    }
+}
+
+// SAFETY: `base` and `limit` describe memory this `Stack` owns exclusively
+// while it lives: `size` bytes (at least MIN_STACK_SIZE, page aligned) with a
+// guard page directly below, which faults on access.
+unsafe impl corosensei::stack::Stack for Stack {
+    fn base(&self) -> corosensei::stack::StackPointer {
+        corosensei::stack::StackPointer::new(self.top()).expect("stack top is not null")
+    }
+
+    fn limit(&self) -> corosensei::stack::StackPointer {
+        corosensei::stack::StackPointer::new(self.guard()).expect("stack limit is not null")
+    }
+}
+
+thread_local! {
+    static POOL: RefCell<Pool> = const { RefCell::new(Pool { classes: Vec::new() }) };
+}
+
+/// The free stacks of one size: `hot` ones still have their pages, `cold`
+/// ones gave them back.
+struct Class {
+    size: usize,
+    hot: Vec<StackMem>,
+    cold: Vec<StackMem>,
+    next_slab: usize,
+}
+
+impl Class {
+    /// Maps a new slab if no stack is free.
+    fn refill(&mut self) -> Result<(), StackError> {
+        if self.hot.is_empty() && self.cold.is_empty() {
+            self.cold = map_slab(self.size, self.next_slab)?;
+            self.next_slab = (self.next_slab * 2).min(MAX_SLAB_STACKS);
+        }
+        Ok(())
+    }
+}
+
+struct Pool {
+    classes: Vec<Class>,
+}
+
+impl Pool {
+    fn class(&mut self, size: usize) -> &mut Class {
+        let at = match self.classes.iter().position(|c| c.size == size) {
+            Some(at) => at,
+            None => {
+                self.classes.push(Class {
+                    size,
+                    hot: Vec::new(),
+                    cold: Vec::new(),
+                    next_slab: 16,
+                });
+                self.classes.len() - 1
+            }
+        };
+        &mut self.classes[at]
+    }
+
+    fn take(&mut self, size: usize) -> Result<Stack, StackError> {
+        let class = self.class(size);
+        class.refill()?;
+        let mem = match class.hot.pop() {
+            Some(mem) => mem,
+            None => class.cold.pop().expect("a new slab has stacks"),
+        };
+        Ok(Stack(std::mem::ManuallyDrop::new(mem)))
+    }
+
+    fn give(&mut self, stack: StackMem) {
+        let class = self.class(stack.size);
+        if class.hot.len() < HOT_STACKS {
+            class.hot.push(stack);
+            return;
+        }
+        // SAFETY: the usable range belongs to this free stack alone and no
+        // greenlet runs on it any more; dropping its pages is harmless.
+        unsafe {
+            libc::madvise(
+                (stack.top - stack.size) as *mut libc::c_void,
+                stack.size,
+                libc::MADV_DONTNEED,
+            )
+        };
+        class.cold.push(stack);
+    }
+}
+
+/// How guard pages are made on this kernel, found on first use.
+const GUARD_UNKNOWN: u8 = 0;
+const GUARD_INSTALL: u8 = 1;
+const GUARD_MPROTECT: u8 = 2;
+static GUARD_MODE: AtomicU8 = AtomicU8::new(GUARD_UNKNOWN);
+
+fn guard_mode() -> u8 {
+    let mode = GUARD_MODE.load(Ordering::Relaxed);
+    if mode != GUARD_UNKNOWN {
+        return mode;
+    }
+    // GREENLET_GUARD=mprotect forces the old-kernel path (used by tests).
+    let forced = std::env::var_os("GREENLET_GUARD").is_some_and(|v| v == "mprotect");
+    let mode = if forced {
+        GUARD_MPROTECT
+    } else {
+        GUARD_INSTALL
+    };
+    GUARD_MODE.store(mode, Ordering::Relaxed);
+    mode
+}
+
+/// Maps a slab of `count` stacks of `size` bytes and cuts it up.
+fn map_slab(size: usize, count: usize) -> Result<Vec<StackMem>, StackError> {
+    install_overflow_handler();
+    let page = page_size();
+    let stride = size + page;
+    let len = stride * count;
+    // SAFETY: an anonymous private mapping at an address of the kernel's
+    // choosing aliases nothing.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return Err(os_error(
+            "mapping greenlet stacks",
+            io::Error::last_os_error(),
+        ));
+    }
+    let slab = Rc::new(Slab {
+        addr: addr as usize,
+        len,
+    });
+    let mut stacks = Vec::with_capacity(count);
+    for i in 0..count {
+        let guard = slab.addr + i * stride;
+        guard_page(guard, page)?;
+        stacks.push(StackMem {
+            top: guard + stride,
+            size,
+            _slab: slab.clone(),
+        });
+    }
+    // Hand out the lowest addresses first (popped from the end).
+    stacks.reverse();
+    Ok(stacks)
+}
+
+fn guard_page(addr: usize, page: usize) -> Result<(), StackError> {
+    if guard_mode() == GUARD_INSTALL {
+        // SAFETY: `addr` is a page-aligned page of a mapping we own and
+        // nothing uses yet.
+        let rc = unsafe { libc::madvise(addr as *mut libc::c_void, page, MADV_GUARD_INSTALL) };
+        if rc == 0 {
+            return Ok(());
+        }
+        // EINVAL: a kernel older than 6.13. Fall back for good.
+        GUARD_MODE.store(GUARD_MPROTECT, Ordering::Relaxed);
+    }
+    // SAFETY: as above; PROT_NONE only takes access away.
+    let rc = unsafe { libc::mprotect(addr as *mut libc::c_void, page, libc::PROT_NONE) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::ENOMEM) {
+        let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "?".into());
+        return Err(StackError::Os {
+            message: format!(
+                "cannot make a guard page for another greenlet stack: the kernel's \
+                 vm.max_map_count ({limit}) is used up. On kernels older than 6.13 every \
+                 stack costs two mappings; raise the limit, for example with \
+                 `sysctl -w vm.max_map_count=1048576`, or run fewer greenlets at once"
+            ),
+        });
+    }
+    Err(os_error("protecting a greenlet guard page", err))
+}
+
+fn os_error(what: &str, err: io::Error) -> StackError {
+    StackError::Os {
+        message: format!("{what} failed: {err}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Overflow reporting
+
+/// What the fault handler needs to know about the greenlet running on this
+/// thread. Written by the switch code; read only by the handler, which runs
+/// on this same thread.
+#[derive(Clone, Copy)]
+pub(crate) struct RunningStack {
+    pub(crate) guard: usize,
+    pub(crate) size: usize,
+    pub(crate) name: *const u8,
+    pub(crate) name_len: usize,
+}
+
+thread_local! {
+    // Const-initialised, no destructor: a plain TLS slot, safe to read in a
+    // signal handler.
+    static RUNNING: Cell<RunningStack> = const {
+        Cell::new(RunningStack { guard: 0, size: 0, name: std::ptr::null(), name_len: 0 })
+    };
+}
+
+/// Records which stack runs now (or none: `guard == 0`).
+#[inline]
+pub(crate) fn set_running(stack: RunningStack) {
+    RUNNING.with(|r| r.set(stack));
+}
+
+static mut PREV_SEGV: std::mem::MaybeUninit<libc::sigaction> = std::mem::MaybeUninit::zeroed();
+static mut PREV_BUS: std::mem::MaybeUninit<libc::sigaction> = std::mem::MaybeUninit::zeroed();
+
+fn install_overflow_handler() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `on_fault` is async-signal-safe (it reads a TLS cell, calls
+        // write and abort, or reinstalls the previous action). PREV_* are
+        // written once here, before the handler can run.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_fault as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(
+                libc::SIGSEGV,
+                &action,
+                (&raw mut PREV_SEGV).cast::<libc::sigaction>(),
+            );
+            libc::sigaction(
+                libc::SIGBUS,
+                &action,
+                (&raw mut PREV_BUS).cast::<libc::sigaction>(),
+            );
+        }
+    });
+    ensure_altstack();
+}
+
+/// Gives this thread an alternate signal stack if it has none (std gives one
+/// to threads it spawns, but not always).
+fn ensure_altstack() {
+    thread_local! {
+        static ALT: Cell<bool> = const { Cell::new(false) };
+        static OWNED: RefCell<Option<AltStack>> = const { RefCell::new(None) };
+    }
+    if ALT.with(|a| a.replace(true)) {
+        return;
+    }
+    // SAFETY: querying the current alternate stack writes only `old`.
+    let mut old: libc::stack_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::sigaltstack(std::ptr::null(), &mut old) };
+    if old.ss_flags & libc::SS_DISABLE == 0 {
+        return;
+    }
+    let size = 64 * 1024;
+    // SAFETY: a fresh private anonymous mapping aliases nothing.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return;
+    }
+    let stack = libc::stack_t {
+        ss_sp: addr,
+        ss_flags: 0,
+        ss_size: size,
+    };
+    // SAFETY: `stack` describes memory owned by `AltStack` below, which
+    // disables it before unmapping at thread exit.
+    unsafe { libc::sigaltstack(&stack, std::ptr::null_mut()) };
+    OWNED.with(|o| *o.borrow_mut() = Some(AltStack { addr, size }));
+}
+
+struct AltStack {
+    addr: *mut libc::c_void,
+    size: usize,
+}
+
+impl Drop for AltStack {
+    fn drop(&mut self) {
+        let off = libc::stack_t {
+            ss_sp: std::ptr::null_mut(),
+            ss_flags: libc::SS_DISABLE,
+            ss_size: 0,
+        };
+        // SAFETY: the alternate stack is switched off before its memory goes.
+        unsafe {
+            libc::sigaltstack(&off, std::ptr::null_mut());
+            libc::munmap(self.addr, self.size);
+        }
+    }
+}
+
+extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let running = RUNNING.with(|r| r.get());
+    let page = page_size();
+    if running.guard != 0 && addr >= running.guard && addr < running.guard + page {
+        let mut buf = [0u8; 256];
+        let mut out = Out {
+            buf: &mut buf,
+            len: 0,
+        };
+        out.put(b"greenlet ");
+        // SAFETY: name/name_len point at the running greenlet's name, which
+        // lives as long as the greenlet does.
+        let name = unsafe { std::slice::from_raw_parts(running.name, running.name_len) };
+        out.put(&name[..name.len().min(160)]);
+        out.put(b" overflowed its ");
+        out.num(running.size / 1024);
+        out.put(b" KiB stack\n");
+        // SAFETY: write(2) and abort(3) are async-signal-safe.
+        unsafe {
+            libc::write(2, out.buf.as_ptr().cast(), out.len);
+            libc::abort();
+        }
+    }
+    // Not ours: put the previous action back and return, so the fault
+    // happens again and reaches it.
+    // SAFETY: PREV_* were filled in before this handler was installed.
+    unsafe {
+        let prev = if sig == libc::SIGBUS {
+            (&raw const PREV_BUS).cast::<libc::sigaction>()
+        } else {
+            (&raw const PREV_SEGV).cast::<libc::sigaction>()
+        };
+        libc::sigaction(sig, prev, std::ptr::null_mut());
+    }
+}
+
+/// A fixed buffer for building the overflow message without allocating.
+struct Out<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl Out<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        let n = bytes.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+    }
+
+    fn num(&mut self, mut n: usize) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.put(&digits[i..]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_checked_and_rounded() {
+        assert_eq!(
+            checked_size(1024),
+            Err(StackError::TooSmall { requested: 1024 })
+        );
+        assert_eq!(checked_size(MIN_STACK_SIZE), Ok(MIN_STACK_SIZE));
+        let odd = MIN_STACK_SIZE + 1;
+        assert_eq!(checked_size(odd).unwrap() % page_size(), 0);
+    }
+
+    #[test]
+    fn stacks_are_reused_from_the_pool() {
+        let a = Stack::take(DEFAULT_STACK_SIZE).unwrap();
+        let top = a.top();
+        drop(a);
+        let b = Stack::take(DEFAULT_STACK_SIZE).unwrap();
+        assert_eq!(b.top(), top);
+    }
+
+    #[test]
+    fn stacks_do_not_overlap() {
+        let stacks: Vec<_> = (0..40)
+            .map(|_| Stack::take(DEFAULT_STACK_SIZE).unwrap())
+            .collect();
+        let mut ranges: Vec<_> = stacks.iter().map(|s| (s.guard(), s.top())).collect();
+        ranges.sort();
+        for w in ranges.windows(2) {
+            assert!(w[0].1 <= w[1].0);
+        }
+    }
+}
