@@ -466,9 +466,15 @@ impl Driver {
         rt.enter_idle(self.shared.index);
         self.shared.sleeping.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
+        // Everything that can end this sleep must be looked at after
+        // `sleeping` is set, or a wake sent just before could be missed.
         let work_waiting = !self.shared.remote.is_empty()
             || self.has_local_work()
-            || (!self.shutting_down.get() && rt.has_stealable());
+            || if self.shutting_down.get() {
+                rt.all_drained()
+            } else {
+                rt.has_stealable()
+            };
         if !work_waiting {
             let now = Instant::now();
             self.fire_timers();

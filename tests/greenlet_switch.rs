@@ -1,0 +1,340 @@
+//! Raw greenlets: python greenlet's contract.
+
+mod common;
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+
+use common::{DropFlag, guard, panic_text};
+use greenlet::{GreenletExit, RawBuilder, RawGreenlet, SwitchError};
+
+#[test]
+fn seed_program_runs_in_order() {
+    guard(|| {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let g2_slot: Rc<OnceCell<RawGreenlet>> = Rc::new(OnceCell::new());
+        let (l1, s1) = (log.clone(), g2_slot.clone());
+        let g1 = RawGreenlet::new(move |()| {
+            l1.borrow_mut().push("task1 start");
+            s1.get().unwrap().switch(());
+            l1.borrow_mut().push("task1 end");
+            s1.get().unwrap().switch(());
+        });
+        let (l2, to_g1) = (log.clone(), g1.clone());
+        let g2 = RawGreenlet::new(move |()| {
+            l2.borrow_mut().push("task2 start");
+            to_g1.switch(());
+            l2.borrow_mut().push("task2 end");
+        });
+        g2_slot.set(g2).unwrap();
+        g1.switch(());
+        assert_eq!(
+            *log.borrow(),
+            ["task1 start", "task2 start", "task1 end", "task2 end"]
+        );
+    });
+}
+
+#[test]
+fn values_pass_both_ways() {
+    guard(|| {
+        let main = RawGreenlet::<i64>::current();
+        let g = RawGreenlet::new(move |first: i64| {
+            let second = main.switch(first + 1);
+            let third = main.switch(second * 10);
+            third - 1
+        });
+        assert_eq!(g.switch(1), 2);
+        assert_eq!(g.switch(5), 50);
+        assert_eq!(g.switch(100), 99);
+        assert!(g.is_dead());
+    });
+}
+
+#[test]
+fn first_switch_starts_the_function_with_the_value() {
+    guard(|| {
+        let seen = Rc::new(Cell::new(None));
+        let s = seen.clone();
+        let g = RawGreenlet::new(move |v: String| {
+            s.set(Some(v.len()));
+            v
+        });
+        assert!(!g.is_started());
+        assert_eq!(seen.get(), None, "nothing runs before the first switch");
+        assert_eq!(g.switch("hello".to_string()), "hello");
+        assert_eq!(seen.get(), Some(5));
+    });
+}
+
+#[test]
+fn return_value_goes_to_the_parent() {
+    guard(|| {
+        let outer = RawGreenlet::new(|()| {
+            // The inner greenlet's parent is `outer` (current at creation).
+            let inner = RawGreenlet::new(|x: u32| x * 3);
+            let got = inner.cast::<u32>().switch(7);
+            assert_eq!(got, 21);
+        });
+        outer.switch(());
+        assert!(outer.is_dead());
+
+        // An explicit parent receives the value even if someone else started it.
+        let collector = RawGreenlet::new(|v: u32| v + 1000);
+        let child = RawBuilder::new()
+            .parent(&collector)
+            .build(|v: u32| v * 2)
+            .unwrap();
+        // child returns 10 to collector, which starts with it and returns 1010
+        // to its own parent: main.
+        assert_eq!(child.switch(5), 1010);
+    });
+}
+
+#[test]
+fn panic_propagates_to_the_parent() {
+    guard(|| {
+        let g = RawGreenlet::new(|()| panic!("inner failure"));
+        let err = catch_unwind(AssertUnwindSafe(|| g.switch(()))).unwrap_err();
+        assert_eq!(panic_text(&*err), "inner failure");
+        assert!(g.is_dead());
+    });
+}
+
+#[test]
+fn throw_into_suspended_greenlet_unwinds_it() {
+    guard(|| {
+        let drops = Rc::new(Cell::new(0));
+        let d = drops.clone();
+        let main = RawGreenlet::<()>::current();
+        let g = RawGreenlet::new(move |()| {
+            let _flag = DropFlag(d);
+            main.switch(());
+            unreachable!("the throw never returns here");
+        });
+        g.switch(());
+        assert_eq!(drops.get(), 0);
+        assert_eq!(g.throw(), None, "GreenletExit is a normal end");
+        assert!(g.is_dead());
+        assert_eq!(drops.get(), 1, "destructors ran");
+    });
+}
+
+#[test]
+fn throw_can_be_caught_and_answered() {
+    guard(|| {
+        let main = RawGreenlet::<i32>::current();
+        let g = RawGreenlet::new(move |_: i32| {
+            let r = catch_unwind(AssertUnwindSafe(|| main.switch(0)));
+            assert!(r.unwrap_err().is::<GreenletExit>());
+            7
+        });
+        g.switch(0);
+        assert_eq!(g.throw(), Some(7));
+    });
+}
+
+#[test]
+fn throw_into_unstarted_greenlet_never_runs_it() {
+    guard(|| {
+        let ran = Rc::new(Cell::new(false));
+        let drops = Rc::new(Cell::new(0));
+        let (r, d) = (ran.clone(), DropFlag(drops.clone()));
+        let g = RawGreenlet::new(move |()| {
+            let _d = d;
+            r.set(true);
+        });
+        assert_eq!(g.throw(), None);
+        assert!(g.is_dead());
+        assert!(!ran.get());
+        assert_eq!(drops.get(), 1, "the closure was dropped");
+        // A dead greenlet's switch goes to its parent (main): returns at once.
+        g.switch(());
+        assert!(!ran.get());
+    });
+}
+
+#[test]
+fn switching_to_a_dead_greenlet_goes_to_its_parent() {
+    guard(|| {
+        let parent = RawGreenlet::new(|v: u8| {
+            // Started by the switch to the dead child, with the value.
+            v + 1
+        });
+        let child = RawBuilder::new().parent(&parent).build(|v: u8| v).unwrap();
+        // child returns 1 to parent (starting it), parent returns 2 to main.
+        assert_eq!(child.switch(1), 2);
+        assert!(child.is_dead() && parent.is_dead());
+        // Both dead: the switch climbs to main, i.e. returns at once.
+        assert_eq!(child.switch(9), 9);
+    });
+}
+
+#[test]
+fn reparenting_detects_cycles() {
+    guard(|| {
+        let a = RawGreenlet::new(|()| ());
+        let b = RawBuilder::new().parent(&a).build(|()| ()).unwrap();
+        let c = RawBuilder::new().parent(&b).build(|()| ()).unwrap();
+        assert_eq!(a.set_parent(&c), Err(SwitchError::ParentCycle));
+        assert_eq!(a.set_parent(&a), Err(SwitchError::ParentCycle));
+        assert_eq!(c.set_parent(&a), Ok(()));
+        assert_eq!(c.parent().unwrap(), a);
+    });
+}
+
+#[test]
+fn every_thread_has_an_implicit_main_greenlet() {
+    guard(|| {
+        let main = RawGreenlet::<()>::current();
+        assert!(main.parent().is_none(), "main has no parent");
+        assert!(main.is_active());
+        assert_eq!(RawGreenlet::<()>::current(), main);
+        let main_id = main.id();
+        let other = std::thread::spawn(|| RawGreenlet::<()>::current().id())
+            .join()
+            .unwrap();
+        assert_ne!(other, main_id, "each thread has its own main greenlet");
+
+        let m = main.clone();
+        let g = RawGreenlet::new(move |()| {
+            let me = RawGreenlet::<()>::current();
+            assert_ne!(me, m);
+            assert_eq!(me.parent().unwrap(), m);
+        });
+        g.switch(());
+    });
+}
+
+#[test]
+fn switching_to_another_threads_greenlet_is_an_error() {
+    guard(|| {
+        let g = RawGreenlet::new(|v: u32| v);
+        let remote = g.remote();
+        let r = std::thread::spawn(move || {
+            (
+                remote.try_switch(5u32),
+                remote.to_local::<u32>().map(|_| ()),
+            )
+        })
+        .join()
+        .unwrap();
+        assert_eq!(r.0, Err(SwitchError::WrongThread));
+        assert_eq!(r.1, Err(SwitchError::WrongThread));
+        assert_eq!(g.switch(3), 3, "still usable on its own thread");
+    });
+}
+
+#[test]
+fn mismatched_value_types_are_refused_before_switching() {
+    guard(|| {
+        let g = RawGreenlet::new(|v: u32| v);
+        let as_string = g.cast::<String>();
+        assert!(matches!(
+            as_string.try_switch("x".into()),
+            Err(SwitchError::TypeMismatch { .. })
+        ));
+        assert!(!g.is_started());
+        assert_eq!(g.switch(4), 4);
+    });
+}
+
+#[test]
+fn dropping_the_last_handle_unwinds_a_suspended_greenlet() {
+    guard(|| {
+        let drops = Rc::new(Cell::new(0));
+        let d = drops.clone();
+        let main = RawGreenlet::<()>::current();
+        let g = RawGreenlet::new(move |()| {
+            let _flag = DropFlag(d);
+            main.switch(());
+        });
+        g.switch(());
+        assert_eq!(drops.get(), 0);
+        drop(g);
+        assert_eq!(drops.get(), 1, "the suspended stack was unwound");
+    });
+}
+
+#[test]
+fn dropping_an_unstarted_greenlet_drops_its_closure() {
+    guard(|| {
+        let drops = Rc::new(Cell::new(0));
+        let d = DropFlag(drops.clone());
+        let g = RawGreenlet::new(move |()| {
+            let _d = d;
+        });
+        drop(g);
+        assert_eq!(drops.get(), 1);
+    });
+}
+
+#[test]
+fn a_chain_of_100_000_greenlets_passes_a_value_along() {
+    guard(|| {
+        const N: u64 = 100_000;
+        // Each greenlet adds one and hands on to the next, which it creates:
+        // its parent is the previous one, so each result climbs back up.
+        fn link(depth: u64) -> impl FnOnce(u64) -> u64 {
+            move |v: u64| {
+                if depth == N {
+                    return v;
+                }
+                RawBuilder::new()
+                    .stack_size(16 * 1024)
+                    .build(link(depth + 1))
+                    .unwrap()
+                    .switch(v + 1)
+            }
+        }
+        let first = RawGreenlet::new(link(1));
+        assert_eq!(first.switch(0), N - 1);
+    });
+}
+
+#[test]
+fn a_flat_ring_of_100_000_greenlets_passes_a_value_along() {
+    guard(|| {
+        const N: usize = 100_000;
+        let ring: Rc<RefCell<Vec<RawGreenlet<u64>>>> = Rc::new(RefCell::new(Vec::new()));
+        for i in 0..N {
+            let r = ring.clone();
+            let g = RawBuilder::new()
+                .stack_size(16 * 1024)
+                .build(move |v: u64| {
+                    let next = r.borrow().get(i + 1).cloned();
+                    match next {
+                        Some(next) => next.switch(v + 1),
+                        None => v + 1,
+                    }
+                })
+                .unwrap();
+            ring.borrow_mut().push(g);
+        }
+        let first = ring.borrow()[0].clone();
+        assert_eq!(first.switch(0), N as u64);
+        ring.borrow_mut().clear();
+    });
+}
+
+#[test]
+fn stack_size_below_minimum_is_an_error() {
+    guard(|| {
+        let err = RawBuilder::new()
+            .stack_size(1024)
+            .build(|()| ())
+            .unwrap_err();
+        assert!(err.to_string().contains("below the minimum"), "{err}");
+    });
+}
+
+#[test]
+fn switching_to_self_returns_the_value() {
+    guard(|| {
+        let g = RawGreenlet::new(|v: u8| RawGreenlet::<u8>::current().switch(v + 1));
+        assert_eq!(g.switch(1), 2);
+        let main = RawGreenlet::<u8>::current();
+        assert_eq!(main.switch(4), 4);
+    });
+}
