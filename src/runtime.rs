@@ -232,7 +232,7 @@ impl Runtime {
             .stack_size(MAIN_STACK_SIZE.max(self.inner.stack_size))
             .spawn_main(&self.inner, f)
             .unwrap_or_else(|e| panic!("greenlet: cannot start the main greenlet: {e}"));
-        main.join();
+        crate::hub::deadlock::passive(|| main.join());
         drop(self);
         main.into_result()
             .unwrap_or_else(|e| std::panic::resume_unwind(Box::new(e.to_string())))

@@ -345,7 +345,7 @@ pub(crate) fn wait_done(h: &Header, deadline: Option<Instant>) -> bool {
         return true;
     }
     assert!(
-        current_ptr() != h as *const Header,
+        !std::ptr::eq(current_ptr(), h),
         "greenlet: a greenlet cannot join itself"
     );
     let id = match add_link(h, Link::Unpark(Unparker::current())) {

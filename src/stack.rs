@@ -143,11 +143,6 @@ impl Stack {
         })
     }
 
-    /// The usable size in bytes.
-    pub(crate) fn size(&self) -> usize {
-        self.0.size
-    }
-
     /// The highest address (stacks grow down from here).
     fn top(&self) -> usize {
         self.0.top

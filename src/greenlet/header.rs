@@ -137,6 +137,8 @@ pub(crate) struct Header {
     pub(crate) life: AtomicU8,
     /// Requests to interrupt: `INTERRUPT_KILL`.
     pub(crate) interrupt: AtomicU8,
+    /// Set by the deadlock detector: the main greenlet's wait must fail.
+    pub(crate) loop_exit: std::sync::atomic::AtomicBool,
     /// The worker it runs on, once started (`hub`).
     pub(crate) worker: UnsafeCell<Option<std::sync::Arc<crate::hub::Shared>>>,
     // --- local fields: owner thread only ---
@@ -181,6 +183,7 @@ impl Header {
             park: AtomicU8::new(0),
             life: AtomicU8::new(0),
             interrupt: AtomicU8::new(0),
+            loop_exit: std::sync::atomic::AtomicBool::new(false),
             worker: UnsafeCell::new(None),
             coro: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
@@ -194,11 +197,6 @@ impl Header {
             is_main: Cell::new(false),
             stack_guard: Cell::new(0),
         }
-    }
-
-    /// The user's name, if one was given.
-    pub(crate) fn name(&self) -> Option<&str> {
-        self.name.as_deref()
     }
 
     /// The name to show: the user's, or `Greenlet-<id>`.
@@ -387,13 +385,6 @@ impl HeaderRef {
 
     pub(crate) fn non_null(&self) -> NonNull<Header> {
         self.0
-    }
-
-    /// Gives up the reference without releasing it.
-    pub(crate) fn into_raw(self) -> NonNull<Header> {
-        let p = self.0;
-        std::mem::forget(self);
-        p
     }
 }
 

@@ -570,10 +570,6 @@ impl<V: 'static> RawGreenlet<V> {
             hdr: self.hdr.clone(),
         }
     }
-
-    pub(crate) fn header(&self) -> &HeaderRef {
-        &self.hdr
-    }
 }
 
 fn finish_throw<V>(r: Result<V, SwitchError>) -> Option<V> {

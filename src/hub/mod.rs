@@ -42,6 +42,7 @@
 //! none is left; it exits once every worker of the runtime got there, so a
 //! greenlet unwinding on one worker can still wake another.
 
+pub(crate) mod deadlock;
 pub(crate) mod park;
 pub(crate) mod timer;
 
@@ -92,6 +93,11 @@ impl Shared {
     pub(crate) fn push_remote(&self, r: Remote) {
         self.remote.push(r);
         self.notify();
+    }
+
+    /// Still asleep with nothing sent to it (for the deadlock detector).
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.sleeping.load(Ordering::SeqCst) && self.remote.is_empty()
     }
 
     /// Wakes the worker if it sleeps (it then looks at every source).
@@ -246,14 +252,11 @@ impl Driver {
         let _ = key;
     }
 
-    pub(crate) fn has_stealable(&self) -> bool {
-        !self.deque.is_empty()
-    }
-
     /// The main loop. Returns when the runtime has shut down.
     pub(crate) fn run(&self) {
         DRIVER.with(|d| d.set(self));
         crate::greenlet::switch::root_ptr();
+        deadlock::worker_started();
         let mut tick: u32 = 0;
         loop {
             while let Some(e) = self.next_entry() {
@@ -272,6 +275,7 @@ impl Driver {
             }
             self.idle();
         }
+        deadlock::worker_stopped();
         DRIVER.with(|d| d.set(std::ptr::null()));
     }
 
@@ -338,7 +342,7 @@ impl Driver {
     /// Called by a spawned greenlet's body when it ends.
     pub(crate) fn forget_live(&self, g: *const Header) {
         let mut live = self.live.borrow_mut();
-        if let Some(at) = live.iter().rposition(|p| p.as_ptr() as *const _ == g) {
+        if let Some(at) = live.iter().rposition(|p| std::ptr::eq(p.as_ptr(), g)) {
             live.swap_remove(at);
         }
     }
@@ -480,7 +484,14 @@ impl Driver {
             self.fire_timers();
             if !self.has_local_work() {
                 let timeout = self.timers.borrow_mut().next_timeout(now);
+                let quiet = timeout.is_none() && self.io_waiters.get() == 0;
+                if quiet {
+                    deadlock::enter_quiescent(&self.shared);
+                }
                 self.poll_io(timeout);
+                if quiet {
+                    deadlock::leave_quiescent(&self.shared);
+                }
             }
         }
         self.shared.sleeping.store(false, Ordering::SeqCst);

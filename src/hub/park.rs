@@ -32,6 +32,7 @@ use crate::greenlet::GreenletExit;
 use crate::greenlet::header::{Header, HeaderRef, INTERRUPT_KILL, Msg, Recv};
 use crate::greenlet::switch::{current_ptr, switch_to};
 
+use super::deadlock::{self, LOOP_EXIT, ThreadParker};
 use super::timer::Action;
 use super::{Driver, Entry};
 
@@ -46,7 +47,7 @@ pub(crate) struct TimeoutFired(pub(crate) u64);
 #[derive(Clone)]
 pub(crate) enum Unparker {
     Greenlet(HeaderRef),
-    Thread(std::thread::Thread),
+    Thread(std::sync::Arc<ThreadParker>),
 }
 
 impl Unparker {
@@ -56,7 +57,7 @@ impl Unparker {
         match current_hub_greenlet() {
             // SAFETY: the running greenlet is alive.
             Some(g) => Unparker::Greenlet(unsafe { HeaderRef::clone_from_ptr(g) }),
-            None => Unparker::Thread(std::thread::current()),
+            None => Unparker::Thread(ThreadParker::current()),
         }
     }
 
@@ -64,15 +65,6 @@ impl Unparker {
         match self {
             Unparker::Greenlet(g) => unpark(g),
             Unparker::Thread(t) => t.unpark(),
-        }
-    }
-
-    /// True if both wake the same waiter.
-    pub(crate) fn same(&self, other: &Unparker) -> bool {
-        match (self, other) {
-            (Unparker::Greenlet(a), Unparker::Greenlet(b)) => a == b,
-            (Unparker::Thread(a), Unparker::Thread(b)) => a.id() == b.id(),
-            _ => false,
         }
     }
 }
@@ -170,15 +162,7 @@ pub(crate) unsafe fn suspend_to_hub(g: *const Header) {
 /// A greenlet on a hub switches away; anything else blocks its thread.
 pub(crate) fn park_until(deadline: Option<Instant>) {
     let Some(g) = current_hub_greenlet() else {
-        match deadline {
-            None => std::thread::park(),
-            Some(d) => {
-                let now = Instant::now();
-                if d > now {
-                    std::thread::park_timeout(d - now);
-                }
-            }
-        }
+        ThreadParker::current().park(deadline);
         return;
     };
     // SAFETY: `g` is the running greenlet.
@@ -205,13 +189,37 @@ pub(crate) fn park_until(deadline: Option<Instant>) {
         // On unwind (a kill) as on return, the timer must not outlive the
         // park: it points at us.
         let _cancel = CancelTimer(timer);
+        let _watch = (deadline.is_none() && h.is_main.get()).then(|| {
+            // SAFETY: the running greenlet is alive.
+            WatchMain::new(unsafe { HeaderRef::clone_from_ptr(g) })
+        });
         // SAFETY: we are the running greenlet on a hub.
         unsafe { suspend_to_hub(g) };
+        if h.loop_exit.swap(false, Ordering::AcqRel) {
+            drop(_watch);
+            panic!("{LOOP_EXIT}");
+        }
     } else {
         // An unpark came in between: consume it.
         h.park.store(RUNNING, Ordering::Release);
         drop(CancelTimer(timer));
         check_interrupts(h);
+    }
+}
+
+/// Shows a parked main greenlet to the deadlock detector while it lives.
+struct WatchMain(HeaderRef);
+
+impl WatchMain {
+    fn new(g: HeaderRef) -> Self {
+        deadlock::watch_main(&g);
+        WatchMain(g)
+    }
+}
+
+impl Drop for WatchMain {
+    fn drop(&mut self) {
+        deadlock::unwatch_main(&self.0);
     }
 }
 
@@ -225,11 +233,6 @@ impl Drop for CancelTimer {
             drop(action);
         }
     }
-}
-
-/// Parks until unparked (maybe spuriously).
-pub(crate) fn park() {
-    park_until(None)
 }
 
 /// Lets every other runnable greenlet of this hub run, then continues.
