@@ -38,6 +38,8 @@ pub(crate) struct RuntimeInner {
     pub(crate) stack_size: usize,
     /// Workers that still have greenlets, once shutdown began.
     remaining: AtomicUsize,
+    /// The thread pool for blocking jobs.
+    pub(crate) blocking: Arc<crate::threadpool::Pool>,
     next_worker: AtomicUsize,
 }
 
@@ -128,6 +130,7 @@ pub struct Runtime {
 pub struct Builder {
     workers: usize,
     stack_size: usize,
+    blocking_threads: usize,
     name: String,
 }
 
@@ -144,6 +147,7 @@ impl Builder {
         Builder {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             stack_size: DEFAULT_STACK_SIZE,
+            blocking_threads: crate::threadpool::DEFAULT_THREADS,
             name: "greenlet".into(),
         }
     }
@@ -157,6 +161,13 @@ impl Builder {
     /// Sets the default stack size of greenlets spawned on this runtime.
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = bytes;
+        self
+    }
+
+    /// Sets how many threads the pool for blocking jobs may run at once
+    /// (see [`spawn_blocking`](crate::threadpool::spawn_blocking)); default 64.
+    pub fn blocking_threads(mut self, n: usize) -> Self {
+        self.blocking_threads = n.max(1);
         self
     }
 
@@ -185,6 +196,7 @@ impl Builder {
             stack_size,
             remaining: AtomicUsize::new(self.workers),
             next_worker: AtomicUsize::new(0),
+            blocking: crate::threadpool::Pool::new(self.blocking_threads, self.name.clone()),
         });
         let mut threads = Vec::with_capacity(self.workers);
         for (i, p) in parts.into_iter().enumerate() {
@@ -256,6 +268,7 @@ impl Runtime {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        self.inner.blocking.shutdown();
     }
 
     pub(crate) fn inner(&self) -> &Arc<RuntimeInner> {

@@ -154,6 +154,7 @@ impl<T: 'static, F: FnOnce() -> T + 'static> TaskVTable<T, F> {
         start: start::<T, F>,
         cancel: cancel_claimed::<T, F>,
         drop_func: drop_func::<T, F>,
+        run_here: run_here::<T, F>,
         dealloc: dealloc::<T, F>,
     };
 }
@@ -199,6 +200,7 @@ fn task_body<T: 'static, F: FnOnce() -> T>(y: &Yielder<Msg, Req>, this: HeaderRe
         f()
     }));
     this.unwinding.set(false);
+    crate::sync::local::drop_locals(&this);
     let result = out.map_err(error_from_payload);
     complete::<T>(&this, result);
     Driver::with(|d| d.forget_live(this.as_ptr()));
@@ -228,6 +230,15 @@ pub(crate) fn panic_message(p: &Payload) -> String {
     } else {
         "Box<dyn Any>".into()
     }
+}
+
+unsafe fn run_here<T: 'static, F: FnOnce() -> T + 'static>(task: HeaderRef) {
+    // SAFETY: the vtable was made for this cell type, and the caller claimed
+    // the greenlet, so the closure is ours.
+    let f = unsafe { (*cell::<T, F>(&task).func.get()).take() }
+        .expect("an unstarted greenlet has its closure");
+    let result = catch_unwind(AssertUnwindSafe(f)).map_err(error_from_payload);
+    complete::<T>(&task, result);
 }
 
 unsafe fn cancel_claimed<T: 'static, F: FnOnce() -> T + 'static>(h: &Header) {
@@ -663,6 +674,15 @@ impl GreenletBuilder {
         g
     }
 
+    /// A greenlet cell for a thread-pool job: never placed on a hub.
+    pub(crate) fn job<T, F>(self, rt: &Arc<RuntimeInner>, f: F) -> Greenlet<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.cell(rt.stack_size, false, f)
+    }
+
     fn new_cell<T, F>(
         self,
         rt: &Arc<RuntimeInner>,
@@ -675,6 +695,14 @@ impl GreenletBuilder {
     {
         let size = stack_size_for(self.stack_size, rt)?;
         Stack::ensure_available(size)?;
+        Ok(self.cell(size, local, f))
+    }
+
+    fn cell<T, F>(self, size: usize, local: bool, f: F) -> Greenlet<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
         let cell = Box::new(TaskCell::<T, F> {
             prefix: Prefix {
                 common: Common {
@@ -694,10 +722,10 @@ impl GreenletBuilder {
         let ptr = NonNull::from(Box::leak(cell)).cast::<Header>();
         // SAFETY: a fresh cell with one reference; header at offset 0.
         let cell = unsafe { HeaderRef::from_raw(ptr) };
-        Ok(Greenlet {
+        Greenlet {
             cell,
             _t: PhantomData,
-        })
+        }
     }
 }
 

@@ -118,6 +118,9 @@ pub(crate) struct VTable {
     pub(crate) cancel: unsafe fn(&Header),
     /// Drops the closure, if still there. On the greenlet's own thread.
     pub(crate) drop_func: unsafe fn(&Header),
+    /// Runs a claimed, unstarted greenlet's closure right here, on the
+    /// caller's own stack, and completes it (thread-pool jobs).
+    pub(crate) run_here: unsafe fn(HeaderRef),
     /// Frees the cell. Called once, when the last reference goes.
     pub(crate) dealloc: unsafe fn(NonNull<Header>),
 }
@@ -158,6 +161,8 @@ pub(crate) struct Header {
     pub(crate) is_main: Cell<bool>,
     /// The lowest address of the stack's guard page, once started.
     stack_guard: Cell<usize>,
+    /// Greenlet-local values (`sync::local`); owner thread only.
+    pub(crate) locals: crate::sync::local::Locals,
 }
 
 /// `interrupt` bit: a kill is pending.
@@ -196,6 +201,7 @@ impl Header {
             unwinding: Cell::new(false),
             is_main: Cell::new(false),
             stack_guard: Cell::new(0),
+            locals: crate::sync::local::Locals::new(),
         }
     }
 

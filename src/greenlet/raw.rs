@@ -131,6 +131,7 @@ impl<V: 'static> RawVTable<V> {
         start: |_| unreachable!("raw greenlets make their coroutine up front"),
         cancel: |_| {},
         drop_func: |_| {},
+        run_here: |_| unreachable!("only spawned cells run here"),
         dealloc: |p| {
             // SAFETY: raw cells are made by `RawBuilder::build` with
             // Box::into_raw, and this is the last reference.
@@ -253,6 +254,7 @@ fn raw_body<V: 'static, F: FnOnce(V) -> V>(
     // switching here; nobody else touches it now.
     let arg = unsafe { (*(*cell).arg.get()).take() }.expect("a started greenlet has its value");
     let result = catch_unwind(AssertUnwindSafe(move || f(arg)));
+    crate::sync::local::drop_locals(&this);
     // SAFETY: still running on our own thread.
     let to = unsafe { live_parent(&this) };
     let msg = match result {

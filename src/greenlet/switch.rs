@@ -70,6 +70,7 @@ static ROOT_VTABLE: VTable = VTable {
     start: |_| unreachable!("the root greenlet is never started"),
     cancel: |_| {},
     drop_func: |_| {},
+    run_here: |_| unreachable!("only spawned cells run here"),
     dealloc: |p| {
         // SAFETY: root cells are made by `new_root` with Box::into_raw and
         // this is the last reference.

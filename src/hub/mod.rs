@@ -72,6 +72,9 @@ const WAKER: mio::Token = mio::Token(usize::MAX);
 pub(crate) enum Remote {
     /// A parked greenlet of this worker was unparked.
     Wake(HeaderRef),
+    /// The `epoll` registration of a closed fd: drop it after the current
+    /// event batch.
+    Release(Arc<crate::io::Shared>),
     /// Start this `spawn_later` greenlet at the deadline.
     SpawnLater(HeaderRef, Instant),
     /// The runtime is shutting down.
@@ -86,6 +89,11 @@ pub(crate) struct Shared {
     /// The worker is (about to be) blocked in `epoll_wait`.
     sleeping: AtomicBool,
     pub(crate) stealer: Stealer<HeaderRef>,
+    /// This worker's `epoll` registry (usable from any thread).
+    pub(crate) registry: mio::Registry,
+    /// Fds registered here, and waiters parked on them (wherever they run).
+    pub(crate) io_registered: std::sync::atomic::AtomicUsize,
+    pub(crate) io_waiters: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -97,7 +105,9 @@ impl Shared {
 
     /// Still asleep with nothing sent to it (for the deadlock detector).
     pub(crate) fn is_quiet(&self) -> bool {
-        self.sleeping.load(Ordering::SeqCst) && self.remote.is_empty()
+        self.sleeping.load(Ordering::SeqCst)
+            && self.remote.is_empty()
+            && self.io_waiters.load(Ordering::SeqCst) == 0
     }
 
     /// Wakes the worker if it sleeps (it then looks at every source).
@@ -136,6 +146,9 @@ pub(crate) fn new_worker(index: usize) -> std::io::Result<(Shared, Parts)> {
         waker,
         sleeping: AtomicBool::new(false),
         stealer: deque.stealer(),
+        registry: poll.registry().try_clone()?,
+        io_registered: Default::default(),
+        io_waiters: Default::default(),
     };
     Ok((shared, Parts { poll, deque }))
 }
@@ -163,8 +176,6 @@ pub(crate) struct Driver {
     events: RefCell<mio::Events>,
     /// Started greenlets of this worker that have not ended.
     live: RefCell<Vec<NonNull<Header>>>,
-    /// Greenlets parked on I/O of this hub (they count as wake sources).
-    pub(crate) io_waiters: Cell<usize>,
     shutting_down: Cell<bool>,
     /// Counted as drained by the runtime (during shutdown).
     drained: Cell<bool>,
@@ -205,7 +216,6 @@ impl Driver {
             poll: RefCell::new(parts.poll),
             events: RefCell::new(mio::Events::with_capacity(256)),
             live: RefCell::new(Vec::new()),
-            io_waiters: Cell::new(0),
             shutting_down: Cell::new(false),
             drained: Cell::new(false),
         }
@@ -364,7 +374,8 @@ impl Driver {
         if let Some(t) = self.timers.borrow_mut().next_timeout(Instant::now()) {
             timeout = Some(timeout.map_or(t, |x| x.min(t)));
         }
-        if timeout == Some(Duration::ZERO) && self.io_waiters.get() == 0 {
+        if timeout == Some(Duration::ZERO) && self.shared.io_registered.load(Ordering::Relaxed) == 0
+        {
             return;
         }
         self.poll_io(timeout);
@@ -379,7 +390,16 @@ impl Driver {
         {
             panic!("greenlet hub: epoll_wait failed: {e}");
         }
-        // Only the waker is registered yet; it just interrupts the wait.
+        for ev in events.iter() {
+            if ev.token() == WAKER {
+                continue;
+            }
+            let io = ev.token().0 as *const crate::io::Shared;
+            // SAFETY: I/O tokens are `Arc::into_raw` of a source's state,
+            // whose registration reference is released only on this thread
+            // and never during this loop.
+            unsafe { (*io).on_event(ev) };
+        }
         events.clear();
     }
 
@@ -400,6 +420,7 @@ impl Driver {
                 self.ready.borrow_mut().push_back(Entry::Run(g.non_null()));
                 drop(g);
             }
+            Remote::Release(io) => drop(io),
             Remote::SpawnLater(task, at) => self.spawn_at(task, at),
             Remote::Shutdown => self.begin_shutdown(),
         }
@@ -484,7 +505,7 @@ impl Driver {
             self.fire_timers();
             if !self.has_local_work() {
                 let timeout = self.timers.borrow_mut().next_timeout(now);
-                let quiet = timeout.is_none() && self.io_waiters.get() == 0;
+                let quiet = timeout.is_none() && self.shared.io_waiters.load(Ordering::SeqCst) == 0;
                 if quiet {
                     deadlock::enter_quiescent(&self.shared);
                 }

@@ -1,0 +1,421 @@
+//! TCP: `TcpListener` and `TcpStream`.
+
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::addr::{ToSocketAddrs, each_addr};
+use super::{Conn, into_blocking};
+use crate::io::{Direction, Source};
+
+/// A TCP connection whose blocking calls park only the calling greenlet.
+///
+/// Clones (`try_clone`) share the socket, so one greenlet can read while
+/// another writes. The socket closes when the last clone is dropped.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use greenlet::net::{TcpListener, TcpStream};
+///
+/// greenlet::run(|| {
+///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+///     let addr = listener.local_addr().unwrap();
+///     let server = greenlet::spawn(move || {
+///         let (mut s, _) = listener.accept().unwrap();
+///         let mut buf = [0; 5];
+///         s.read_exact(&mut buf).unwrap();
+///         s.write_all(&buf).unwrap();
+///     });
+///     let mut c = TcpStream::connect(addr).unwrap();
+///     c.write_all(b"hello").unwrap();
+///     let mut back = [0; 5];
+///     c.read_exact(&mut back).unwrap();
+///     assert_eq!(&back, b"hello");
+///     server.join();
+/// });
+/// ```
+#[derive(Clone)]
+pub struct TcpStream {
+    inner: Arc<Conn<std::net::TcpStream>>,
+}
+
+impl TcpStream {
+    fn wrap(s: std::net::TcpStream) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            inner: Arc::new(Conn::new(s)?),
+        })
+    }
+
+    /// Connects to the first address of `addr` that accepts (names are
+    /// resolved on the thread pool).
+    pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        each_addr(addr, |a| connect(a, None))
+    }
+
+    /// Connects to `addr`, failing with `TimedOut` after `timeout`.
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        if timeout.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        connect(addr, Instant::now().checked_add(timeout))
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get().peer_addr()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get().local_addr()
+    }
+
+    /// Shuts down the read, write, or both halves.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.get().shutdown(how)
+    }
+
+    /// Another handle to the same socket.
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        Ok(self.clone())
+    }
+
+    /// Sets `TCP_NODELAY`.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.inner.get().set_nodelay(nodelay)
+    }
+
+    /// Reads `TCP_NODELAY`.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.inner.get().nodelay()
+    }
+
+    /// Sets the read timeout (`None`: wait for ever). Reads that time out
+    /// fail with `ErrorKind::TimedOut`.
+    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.inner.set_read_timeout(d)
+    }
+
+    /// The read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        self.inner.read_timeout()
+    }
+
+    /// Sets the write timeout (`None`: wait for ever).
+    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.inner.set_write_timeout(d)
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        self.inner.write_timeout()
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.inner.get().set_ttl(ttl)
+    }
+
+    /// Reads `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.inner.get().ttl()
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.get().take_error()
+    }
+
+    /// Reads without consuming, waiting for data like `read`.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read_with(|s| s.peek(buf))
+    }
+}
+
+/// Starts a non-blocking connect and waits for it to finish.
+fn connect(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
+    let family = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    // SAFETY: socket(2) with constant arguments.
+    let fd = unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh socket that nothing else owns.
+    let std = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    let stream = TcpStream::wrap(std)?;
+    let (storage, len) = sockaddr(addr);
+    // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
+    let rc = unsafe { libc::connect(fd, (&raw const storage).cast(), len) };
+    if rc == 0 {
+        return Ok(stream);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EINPROGRESS) | Some(libc::EINTR) | Some(libc::EAGAIN) => {}
+        _ => return Err(err),
+    }
+    stream.inner.src.wait(Direction::Write, deadline)?;
+    match stream.take_error()? {
+        Some(e) => Err(e),
+        None => {
+            // A socket that is writable and error-free but unconnected was
+            // refused in a way SO_ERROR missed; ask the peer address.
+            stream.peer_addr()?;
+            Ok(stream)
+        }
+    }
+}
+
+/// A `sockaddr_storage` for `addr`, and its length.
+pub(crate) fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for
+            // sockaddr_in.
+            unsafe { std::ptr::write((&raw mut storage).cast(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: as above, for sockaddr_in6.
+            unsafe { std::ptr::write((&raw mut storage).cast(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read_with(|mut s| s.read(buf))
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.inner.read_with(|mut s| s.read_vectored(bufs))
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write_with(|mut s| s.write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.inner.write_with(|mut s| s.write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.src.fd()
+    }
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.src.get().as_fd()
+    }
+}
+
+impl std::fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("fd", &self.as_raw_fd())
+            .field("peer", &self.peer_addr().ok())
+            .finish()
+    }
+}
+
+impl From<std::net::TcpStream> for TcpStream {
+    /// Takes over a connected `std` stream (made non-blocking underneath).
+    fn from(s: std::net::TcpStream) -> TcpStream {
+        TcpStream::wrap(s).expect("cannot make a TCP socket non-blocking")
+    }
+}
+
+impl From<TcpStream> for std::net::TcpStream {
+    /// Hands the socket back in blocking mode (a duplicate if other clones
+    /// still use it).
+    fn from(s: TcpStream) -> std::net::TcpStream {
+        into_blocking(s.inner, |s| s.try_clone()).expect("cannot hand back a TCP socket")
+    }
+}
+
+/// A TCP listening socket whose `accept` parks only the calling greenlet.
+#[derive(Clone)]
+pub struct TcpListener {
+    inner: Arc<Source<std::net::TcpListener>>,
+}
+
+impl TcpListener {
+    /// Binds to the first address of `addr` that works.
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        let l = each_addr(addr, |a| std::net::TcpListener::bind(a))?;
+        Ok(TcpListener {
+            inner: Arc::new(Source::new(l)?),
+        })
+    }
+
+    /// Waits for a connection.
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (s, peer) = self.inner.io(Direction::Read, None, |l| l.accept())?;
+        Ok((TcpStream::wrap(s)?, peer))
+    }
+
+    /// Waits for a connection at most until `timeout` passes (`TimedOut`).
+    pub fn accept_timeout(&self, timeout: Duration) -> io::Result<(TcpStream, SocketAddr)> {
+        let deadline = Instant::now().checked_add(timeout);
+        let (s, peer) = self.inner.io(Direction::Read, deadline, |l| l.accept())?;
+        Ok((TcpStream::wrap(s)?, peer))
+    }
+
+    /// An endless iterator of accepted connections.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get().local_addr()
+    }
+
+    /// Another handle to the same socket.
+    pub fn try_clone(&self) -> io::Result<TcpListener> {
+        Ok(self.clone())
+    }
+
+    /// Sets `IP_TTL`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.inner.get().set_ttl(ttl)
+    }
+
+    /// Reads `IP_TTL`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.inner.get().ttl()
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.get().take_error()
+    }
+}
+
+/// The iterator of [`TcpListener::incoming`].
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.fd()
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.get().as_fd()
+    }
+}
+
+impl std::fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("fd", &self.as_raw_fd())
+            .field("addr", &self.local_addr().ok())
+            .finish()
+    }
+}
+
+impl From<std::net::TcpListener> for TcpListener {
+    /// Takes over a bound `std` listener (made non-blocking underneath).
+    fn from(l: std::net::TcpListener) -> TcpListener {
+        TcpListener {
+            inner: Arc::new(Source::new(l).expect("cannot make a TCP listener non-blocking")),
+        }
+    }
+}
+
+impl From<TcpListener> for std::net::TcpListener {
+    /// Hands the listener back in blocking mode (a duplicate if other clones
+    /// still use it).
+    fn from(l: TcpListener) -> std::net::TcpListener {
+        let std = match Arc::try_unwrap(l.inner) {
+            Ok(src) => src.into_inner(),
+            Err(shared) => shared
+                .get()
+                .try_clone()
+                .expect("cannot duplicate a TCP listener"),
+        };
+        std.set_nonblocking(false)
+            .expect("cannot make a TCP listener blocking");
+        std
+    }
+}

@@ -1,0 +1,347 @@
+//! Unix domain sockets: `UnixListener`, `UnixStream`, `UnixDatagram`.
+
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Conn, into_blocking};
+use crate::io::{Direction, Source};
+
+/// A Unix stream socket whose blocking calls park only the calling greenlet.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use greenlet::net::UnixStream;
+///
+/// greenlet::run(|| {
+///     let (mut a, mut b) = UnixStream::pair().unwrap();
+///     a.write_all(b"hi").unwrap();
+///     let mut buf = [0; 2];
+///     b.read_exact(&mut buf).unwrap();
+///     assert_eq!(&buf, b"hi");
+/// });
+/// ```
+#[derive(Clone)]
+pub struct UnixStream {
+    inner: Arc<Conn<std::os::unix::net::UnixStream>>,
+}
+
+impl UnixStream {
+    fn wrap(s: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        Ok(UnixStream {
+            inner: Arc::new(Conn::new(s)?),
+        })
+    }
+
+    /// Connects to the socket at `path`.
+    pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
+        // A local connect completes at once or fails (a full backlog
+        // answers EAGAIN, which std reports as an error).
+        UnixStream::wrap(std::os::unix::net::UnixStream::connect(path)?)
+    }
+
+    /// Two connected sockets.
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = std::os::unix::net::UnixStream::pair()?;
+        Ok((UnixStream::wrap(a)?, UnixStream::wrap(b)?))
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get().local_addr()
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get().peer_addr()
+    }
+
+    /// Shuts down the read, write, or both halves.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.get().shutdown(how)
+    }
+
+    /// Another handle to the same socket.
+    pub fn try_clone(&self) -> io::Result<UnixStream> {
+        Ok(self.clone())
+    }
+
+    /// Sets the read timeout (`None`: wait for ever).
+    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.inner.set_read_timeout(d)
+    }
+
+    /// The read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        self.inner.read_timeout()
+    }
+
+    /// Sets the write timeout (`None`: wait for ever).
+    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.inner.set_write_timeout(d)
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        self.inner.write_timeout()
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.get().take_error()
+    }
+}
+
+impl Read for UnixStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Read for &UnixStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read_with(|mut s| s.read(buf))
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.inner.read_with(|mut s| s.read_vectored(bufs))
+    }
+}
+
+impl Write for UnixStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Write for &UnixStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write_with(|mut s| s.write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.inner.write_with(|mut s| s.write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A Unix listening socket whose `accept` parks only the calling greenlet.
+#[derive(Clone)]
+pub struct UnixListener {
+    inner: Arc<Source<std::os::unix::net::UnixListener>>,
+}
+
+impl UnixListener {
+    /// Binds to `path`.
+    pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
+        let l = std::os::unix::net::UnixListener::bind(path)?;
+        Ok(UnixListener {
+            inner: Arc::new(Source::new(l)?),
+        })
+    }
+
+    /// Waits for a connection.
+    pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        let (s, addr) = self.inner.io(Direction::Read, None, |l| l.accept())?;
+        Ok((UnixStream::wrap(s)?, addr))
+    }
+
+    /// An endless iterator of accepted connections.
+    pub fn incoming(&self) -> impl Iterator<Item = io::Result<UnixStream>> + '_ {
+        std::iter::repeat_with(move || self.accept().map(|(s, _)| s))
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get().local_addr()
+    }
+
+    /// Another handle to the same socket.
+    pub fn try_clone(&self) -> io::Result<UnixListener> {
+        Ok(self.clone())
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.get().take_error()
+    }
+}
+
+/// A Unix datagram socket whose blocking calls park only the calling
+/// greenlet.
+#[derive(Clone)]
+pub struct UnixDatagram {
+    inner: Arc<Conn<std::os::unix::net::UnixDatagram>>,
+}
+
+impl UnixDatagram {
+    fn wrap(s: std::os::unix::net::UnixDatagram) -> io::Result<UnixDatagram> {
+        Ok(UnixDatagram {
+            inner: Arc::new(Conn::new(s)?),
+        })
+    }
+
+    /// Binds to `path`.
+    pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixDatagram> {
+        UnixDatagram::wrap(std::os::unix::net::UnixDatagram::bind(path)?)
+    }
+
+    /// A socket bound to no address.
+    pub fn unbound() -> io::Result<UnixDatagram> {
+        UnixDatagram::wrap(std::os::unix::net::UnixDatagram::unbound()?)
+    }
+
+    /// Two connected sockets.
+    pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
+        let (a, b) = std::os::unix::net::UnixDatagram::pair()?;
+        Ok((UnixDatagram::wrap(a)?, UnixDatagram::wrap(b)?))
+    }
+
+    /// Sets the default peer.
+    pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
+        self.inner.get().connect(path)
+    }
+
+    /// Waits for a datagram; returns its length and sender.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.inner.read_with(|s| s.recv_from(buf))
+    }
+
+    /// Waits for a datagram.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read_with(|s| s.recv(buf))
+    }
+
+    /// Sends a datagram to `path`.
+    pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
+        let path = path.as_ref();
+        self.inner.write_with(|s| s.send_to(buf, path))
+    }
+
+    /// Sends a datagram to the connected peer.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write_with(|s| s.send(buf))
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get().local_addr()
+    }
+
+    /// The connected peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get().peer_addr()
+    }
+
+    /// Shuts down the read, write, or both halves.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.get().shutdown(how)
+    }
+
+    /// Another handle to the same socket.
+    pub fn try_clone(&self) -> io::Result<UnixDatagram> {
+        Ok(self.clone())
+    }
+
+    /// Sets the read timeout (`None`: wait for ever).
+    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.inner.set_read_timeout(d)
+    }
+
+    /// Sets the write timeout (`None`: wait for ever).
+    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.inner.set_write_timeout(d)
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.get().take_error()
+    }
+}
+
+macro_rules! fd_and_std_conversions {
+    ($green:ident, $std:ty, $what:literal, |$s:ident| $wrap:expr) => {
+        impl AsRawFd for $green {
+            fn as_raw_fd(&self) -> RawFd {
+                self.inner.get().as_raw_fd()
+            }
+        }
+
+        impl AsFd for $green {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.inner.get().as_fd()
+            }
+        }
+
+        impl std::fmt::Debug for $green {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($green))
+                    .field("fd", &self.as_raw_fd())
+                    .finish()
+            }
+        }
+
+        impl From<$std> for $green {
+            /// Takes over a `std` socket (made non-blocking underneath).
+            fn from($s: $std) -> $green {
+                $wrap.expect(concat!("cannot make a ", $what, " non-blocking"))
+            }
+        }
+    };
+}
+
+fd_and_std_conversions!(
+    UnixStream,
+    std::os::unix::net::UnixStream,
+    "Unix stream",
+    |s| { UnixStream::wrap(s) }
+);
+fd_and_std_conversions!(
+    UnixDatagram,
+    std::os::unix::net::UnixDatagram,
+    "Unix datagram socket",
+    |s| UnixDatagram::wrap(s)
+);
+fd_and_std_conversions!(
+    UnixListener,
+    std::os::unix::net::UnixListener,
+    "Unix listener",
+    |s| Source::new(s).map(|src| UnixListener {
+        inner: Arc::new(src)
+    })
+);
+
+impl From<UnixStream> for std::os::unix::net::UnixStream {
+    /// Hands the socket back in blocking mode (a duplicate if other clones
+    /// still use it).
+    fn from(s: UnixStream) -> Self {
+        into_blocking(s.inner, |s| s.try_clone()).expect("cannot hand back a Unix stream")
+    }
+}
+
+impl From<UnixDatagram> for std::os::unix::net::UnixDatagram {
+    /// Hands the socket back in blocking mode (a duplicate if other clones
+    /// still use it).
+    fn from(s: UnixDatagram) -> Self {
+        into_blocking(s.inner, |s| s.try_clone()).expect("cannot hand back a Unix datagram socket")
+    }
+}
