@@ -45,10 +45,13 @@ compile_error!("greenlet supports Linux on x86_64 and aarch64 only");
 
 mod greenlet;
 mod hub;
+mod io;
+pub mod net;
 mod panic;
 mod runtime;
 mod spawn;
 mod stack;
+pub mod threadpool;
 mod time;
 mod wait;
 
