@@ -45,12 +45,16 @@ compile_error!("greenlet supports Linux on x86_64 and aarch64 only");
 
 mod greenlet;
 mod hub;
+mod loom;
 mod io;
 pub mod net;
 mod panic;
+pub mod pool;
+pub mod queue;
 mod runtime;
 mod spawn;
 mod stack;
+pub mod sync;
 pub mod threadpool;
 mod time;
 mod wait;

@@ -1,0 +1,96 @@
+//! A small facade over the synchronisation the coordination primitives
+//! (`sync`, `queue`) are built on, so that their wait-list state machines can
+//! be model-checked with loom.
+//!
+//! Normally this re-exports `std::sync::Mutex` and the hub's parking
+//! (`Unparker`, `park_until`). Built with `--cfg loom`, it swaps in loom's
+//! `Mutex` and loom threads' park/unpark, and models time: a wait with a
+//! deadline parks for "one step" (a yield) and then counts as expired, which
+//! puts the timeout path in a race with every wake-up loom can order against
+//! it. The runtime itself (hub, stacks) is not modelled: loom cannot model a
+//! stack switch; the stress tests cover that.
+
+#[cfg(not(loom))]
+mod imp {
+    use std::time::Instant;
+
+    pub(crate) use crate::hub::park::Unparker;
+    pub(crate) use std::sync::{Mutex, MutexGuard};
+
+    /// Parks the caller until unparked (maybe spuriously) or `deadline`.
+    #[inline]
+    pub(crate) fn park_until(deadline: Option<Instant>) {
+        crate::hub::park::park_until(deadline)
+    }
+
+    /// True once `deadline` has passed.
+    #[inline]
+    pub(crate) fn expired(deadline: Option<Instant>) -> bool {
+        deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Who is running, as a non-zero id: the current greenlet (ids count
+    /// from 1), or else this plain thread (its key with the top bit set).
+    pub(crate) fn owner_id() -> u64 {
+        let g = crate::greenlet::switch::current_ptr();
+        if g.is_null() {
+            crate::greenlet::header::thread_key() | 1 << 63
+        } else {
+            // SAFETY: the running greenlet is alive while it runs.
+            unsafe { (*g).id }
+        }
+    }
+}
+
+#[cfg(loom)]
+mod imp {
+    use std::time::Instant;
+
+    pub(crate) use loom::sync::{Mutex, MutexGuard};
+
+    /// Wakes a loom thread.
+    #[derive(Clone)]
+    pub(crate) struct Unparker(loom::thread::Thread);
+
+    impl Unparker {
+        pub(crate) fn current() -> Unparker {
+            Unparker(loom::thread::current())
+        }
+
+        pub(crate) fn unpark(&self) {
+            self.0.unpark()
+        }
+    }
+
+    /// A wait without deadline parks; one with a deadline yields once.
+    pub(crate) fn park_until(deadline: Option<Instant>) {
+        match deadline {
+            None => loom::thread::park(),
+            Some(_) => loom::thread::yield_now(),
+        }
+    }
+
+    /// Any deadline has passed once the waiter has parked for its one step.
+    pub(crate) fn expired(deadline: Option<Instant>) -> bool {
+        deadline.is_some()
+    }
+
+    /// A non-zero id per loom thread.
+    pub(crate) fn owner_id() -> u64 {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        loom::thread_local! {
+            static ID: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+        }
+        ID.with(|id| *id)
+    }
+}
+
+pub(crate) use imp::*;
+
+/// Locks `m`, ignoring poison: no critical section of the primitives panics
+/// half-way through an update, and a kill is not a reason to wedge a lock.
+#[inline]
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
