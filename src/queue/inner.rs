@@ -2,20 +2,26 @@
 //! lock around the items (in a [`Store`] that decides the order) and four
 //! wait lists.
 //!
-//! # Reservations
+//! # Hand-over and reservations
 //!
-//! A put that finds getters waiting pushes the item and *reserves* it for the
-//! first getter (`reserved_items`), notifying it; a get that frees a place
-//! reserves it for the first waiting putter (`reserved_slots`). Reserved items
-//! and places are invisible to everyone else, so a `get_nowait` cannot take
-//! an item a parked getter was promised, and waiters are served in FIFO
-//! order. A notified waiter that leaves without using its reservation
-//! (killed, timed out) drops it and passes it to the next waiter, so no item
-//! sits unclaimed while a getter waits.
+//! A put that finds getters waiting hands the item straight to the first
+//! one (into its wait-list node), so items go to getters in the order the
+//! getters came; the queue's storage only holds items nobody waits for. A
+//! get that frees a place *reserves* it for the first waiting putter
+//! (`reserved_slots`), notifying it; reserved places are invisible to
+//! everyone else, so a `put_nowait` cannot take the place a parked putter
+//! was promised.
 //!
-//! Notifications from `close` reserve nothing (payload `false`): the waiter
-//! wakes, finds the queue closed and returns an error, unless items that
-//! nobody else was promised remain for a getter.
+//! A getter that leaves (killed, timed out) after it was handed an item gives
+//! the item to the next waiting getter, or back to the front of the queue; a
+//! putter that leaves after it was promised a place passes the place on. So
+//! nothing is lost and nothing sits unclaimed while someone waits.
+//!
+//! Notifications from `close` carry nothing: the waiter wakes, finds the
+//! queue closed and returns an error (a getter still takes the items left).
+//!
+//! Peekers wait for an item in the storage: an item handed straight to a
+//! waiting getter is never seen by `peek`.
 
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Instant;
@@ -31,6 +37,8 @@ pub(crate) trait Store: Default {
     fn pop(&mut self) -> Option<Self::Item>;
     fn peek(&self) -> Option<&Self::Item>;
     fn len(&self) -> usize;
+    /// Puts back an item that was taken out, to come out next.
+    fn unget(&mut self, v: Self::Item);
 }
 
 /// First in, first out.
@@ -55,6 +63,9 @@ impl<T> Store for Fifo<T> {
     }
     fn len(&self) -> usize {
         self.0.len()
+    }
+    fn unget(&mut self, v: T) {
+        self.0.push_front(v)
     }
 }
 
@@ -81,6 +92,9 @@ impl<T> Store for Lifo<T> {
     fn len(&self) -> usize {
         self.0.len()
     }
+    fn unget(&mut self, v: T) {
+        self.0.push(v)
+    }
 }
 
 /// Lowest first.
@@ -106,17 +120,20 @@ impl<T: Ord> Store for Priority<T> {
     fn len(&self) -> usize {
         self.0.len()
     }
+    fn unget(&mut self, v: T) {
+        self.push(v)
+    }
 }
 
-struct State<S> {
+struct State<S: Store> {
     items: S,
     capacity: Option<usize>,
     closed: bool,
     unfinished: usize,
-    reserved_items: usize,
     reserved_slots: usize,
-    /// Payload: the waiter was granted a reservation.
-    getters: WaitList<bool>,
+    /// Each waiting getter's node receives its item.
+    getters: WaitList<Option<S::Item>>,
+    /// Payload: the putter was promised a place.
     putters: WaitList<bool>,
     peekers: WaitList,
     joiners: WaitList,
@@ -127,26 +144,25 @@ impl<S: Store> State<S> {
         self.items.len()
     }
 
-    fn free_items(&self) -> usize {
-        self.len() - self.reserved_items
-    }
-
     fn has_space(&self) -> bool {
         self.capacity
             .is_none_or(|c| self.len() + self.reserved_slots < c)
     }
 
-    /// Promises free items to waiting getters.
-    fn grant_getters(&mut self, wake: &mut Wakeups) {
-        while self.free_items() > 0 {
-            match self.getters.notify_one_with(|g| *g = true) {
-                Some(((), u)) => {
-                    self.reserved_items += 1;
-                    wake.push(u);
-                }
-                None => break,
-            }
+    /// Gives an item to the first waiting getter, else to the storage
+    /// (at the front if `back`, as for an item a getter gave back).
+    fn place(&mut self, v: S::Item, back: bool) -> Wakeups {
+        let mut slot = Some(v);
+        if let Some(((), u)) = self.getters.notify_one_with(|g| *g = slot.take()) {
+            return Wakeups::one(Some(u));
         }
+        let v = slot.take().expect("not handed");
+        if back {
+            self.items.unget(v);
+        } else {
+            self.items.push(v);
+        }
+        self.peekers.notify_all()
     }
 
     /// Promises free places to waiting putters.
@@ -163,11 +179,8 @@ impl<S: Store> State<S> {
     }
 
     fn push_item(&mut self, v: S::Item) -> Wakeups {
-        self.items.push(v);
         self.unfinished += 1;
-        let mut wake = self.peekers.notify_all();
-        self.grant_getters(&mut wake);
-        wake
+        self.place(v, false)
     }
 
     fn pop_item(&mut self) -> (S::Item, Wakeups) {
@@ -195,7 +208,6 @@ impl<T, S: Store<Item = T>> Inner<T, S> {
                 capacity,
                 closed: false,
                 unfinished: 0,
-                reserved_items: 0,
                 reserved_slots: 0,
                 getters: WaitList::new(),
                 putters: WaitList::new(),
@@ -266,7 +278,7 @@ impl<T, S: Store<Item = T>> Inner<T, S> {
     pub(crate) fn get(&self, deadline: Option<Instant>, block: bool) -> Result<T, GetError> {
         let key = {
             let mut s = lock(&self.state);
-            if s.free_items() > 0 {
+            if s.len() > 0 {
                 let (v, wake) = s.pop_item();
                 drop(s);
                 wake.wake();
@@ -278,28 +290,23 @@ impl<T, S: Store<Item = T>> Inner<T, S> {
             if !block {
                 return Err(GetError::Empty);
             }
-            s.getters.push(Unparker::current(), false)
+            s.getters.push(Unparker::current(), None)
         };
         let got = wait(
             &self.state,
             key,
             deadline,
             |s| &mut s.getters,
-            |s, granted| {
-                if granted {
-                    s.reserved_items -= 1;
-                } else if s.free_items() == 0 {
-                    return Err(GetError::Closed);
-                }
-                Ok(s.pop_item())
+            |s, item| match item {
+                Some(v) => Ok((v, Wakeups::new())),
+                // Woken by `close`: take what is left, if anything.
+                None if s.len() > 0 => Ok(s.pop_item()),
+                None => Err(GetError::Closed),
             },
-            |s, status, granted| {
-                let mut wake = Wakeups::new();
-                if status == Status::Notified && granted {
-                    s.reserved_items -= 1;
-                    s.grant_getters(&mut wake);
-                }
-                wake
+            |s, status, item| match (status, item) {
+                // Handed an item we will not take: pass it on.
+                (Status::Notified, Some(v)) => s.place(v, true),
+                _ => Wakeups::new(),
             },
         );
         match got {
