@@ -30,10 +30,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use corosensei::{Coroutine, Yielder};
+use corosensei::Coroutine;
 
 use crate::greenlet::GreenletExit;
-use crate::greenlet::header::{Header, HeaderRef, INTERRUPT_KILL, Kind, Msg, Payload, Req, VTable};
+use crate::greenlet::header::{
+    GYielder, Header, HeaderRef, INTERRUPT_KILL, Kind, Msg, Payload, Req, VTable, Wire,
+};
 use crate::greenlet::switch::current_ptr;
 use crate::hub::park::{Unparker, check_interrupts, park_until};
 use crate::hub::{Driver, Remote};
@@ -112,11 +114,60 @@ impl Link {
     }
 }
 
+/// Who to tell when a greenlet ends: usually nobody or one joiner, kept
+/// without an allocation.
+#[derive(Default)]
+enum Links {
+    #[default]
+    None,
+    One(u64, Link),
+    Many(Vec<(u64, Link)>),
+}
+
+impl Links {
+    fn push(&mut self, id: u64, link: Link) {
+        *self = match std::mem::take(self) {
+            Links::None => Links::One(id, link),
+            Links::One(i, l) => Links::Many(vec![(i, l), (id, link)]),
+            Links::Many(mut v) => {
+                v.push((id, link));
+                Links::Many(v)
+            }
+        };
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Link> {
+        match std::mem::take(self) {
+            Links::One(i, l) if i == id => Some(l),
+            Links::Many(mut v) => {
+                let found = v
+                    .iter()
+                    .position(|(i, _)| *i == id)
+                    .map(|at| v.swap_remove(at).1);
+                *self = Links::Many(v);
+                found
+            }
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    fn fire(self) {
+        match self {
+            Links::None => {}
+            Links::One(_, l) => l.fire(),
+            Links::Many(v) => v.into_iter().for_each(|(_, l)| l.fire()),
+        }
+    }
+}
+
 /// The part of every task cell that does not depend on its types.
 #[repr(C)]
 struct Common {
     header: Header,
-    links: Mutex<Vec<(u64, Link)>>,
+    links: Mutex<Links>,
 }
 
 #[repr(C)]
@@ -183,7 +234,7 @@ unsafe fn start<T: 'static, F: FnOnce() -> T + 'static>(task: HeaderRef) -> bool
     let f = unsafe { (*c.func.get()).take() }.expect("an unstarted greenlet has its closure");
     let guard = stack.guard();
     let hdr = NonNull::from(&*task);
-    let coro = Coroutine::with_stack(stack, move |y: &Yielder<Msg, Req>, _: Msg| {
+    let coro = Coroutine::with_stack(stack, move |y: &GYielder, _: Wire| {
         task_body::<T, F>(y, task, f)
     });
     // SAFETY: unstarted, claimed, on the thread that will run it.
@@ -192,7 +243,7 @@ unsafe fn start<T: 'static, F: FnOnce() -> T + 'static>(task: HeaderRef) -> bool
 }
 
 /// The body of every spawned greenlet's coroutine.
-fn task_body<T: 'static, F: FnOnce() -> T>(y: &Yielder<Msg, Req>, this: HeaderRef, f: F) -> Req {
+fn task_body<T: 'static, F: FnOnce() -> T>(y: &GYielder, this: HeaderRef, f: F) -> Wire {
     // SAFETY: we are this greenlet, running on its thread.
     unsafe { this.set_yielder(y) };
     let out = catch_unwind(AssertUnwindSafe(|| {
@@ -202,13 +253,18 @@ fn task_body<T: 'static, F: FnOnce() -> T>(y: &Yielder<Msg, Req>, this: HeaderRe
     this.unwinding.set(false);
     crate::sync::local::drop_locals(&this);
     let result = out.map_err(error_from_payload);
+    if this.is_main.get() {
+        crate::hub::deadlock::unregister_main(&this);
+    }
     complete::<T>(&this, result);
-    Driver::with(|d| d.forget_live(this.as_ptr()));
+    Driver::with(|d| d.forget_live(&this));
+    // The trampoline releases this reference once the coroutine is gone.
+    std::mem::forget(this);
     Req {
         to: std::ptr::null(),
         msg: Msg::Value,
-        done: Some(this),
     }
+    .into_wire()
 }
 
 fn error_from_payload(p: Payload) -> GreenletError {
@@ -270,9 +326,7 @@ fn complete<T>(h: &Header, result: Result<T, GreenletError>) {
     let old = h.life.swap(DONE, Ordering::AcqRel);
     if old & LINKED != 0 {
         let links = std::mem::take(&mut *lock(&common(h).links));
-        for (_, link) in links {
-            link.fire();
-        }
+        links.fire();
     }
 }
 
@@ -334,19 +388,13 @@ pub(crate) fn add_link(h: &Header, link: Link) -> Result<u64, Link> {
     if linked.is_err() {
         return Err(link);
     }
-    links.push((id, link));
+    links.push(id, link);
     Ok(id)
 }
 
 /// Removes a link that has not fired.
 pub(crate) fn remove_link(h: &Header, id: u64) {
-    let removed = {
-        let mut links = lock(&common(h).links);
-        links
-            .iter()
-            .position(|(i, _)| *i == id)
-            .map(|at| links.swap_remove(at))
-    };
+    let removed = lock(&common(h).links).remove(id);
     drop(removed);
 }
 
@@ -626,6 +674,7 @@ impl GreenletBuilder {
     {
         let g = self.new_cell(rt, false, f)?;
         g.cell.is_main.set(true);
+        crate::hub::deadlock::register_main(&g.cell);
         place(rt, g.cell.clone(), None);
         Ok(g)
     }
@@ -712,7 +761,7 @@ impl GreenletBuilder {
                         self.name.map(String::into_boxed_str),
                         size,
                     ),
-                    links: Mutex::new(Vec::new()),
+                    links: Mutex::new(Links::None),
                 },
                 result: UnsafeCell::new(None),
             },

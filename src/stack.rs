@@ -144,6 +144,7 @@ impl Stack {
     }
 
     /// The highest address (stacks grow down from here).
+    #[inline(always)]
     fn top(&self) -> usize {
         self.0.top
     }
@@ -172,17 +173,19 @@ impl Drop for Stack {
 // while it lives: `size` bytes (at least MIN_STACK_SIZE, page aligned) with a
 // guard page directly below, which faults on access.
 unsafe impl corosensei::stack::Stack for Stack {
+    #[inline(always)]
     fn base(&self) -> corosensei::stack::StackPointer {
         corosensei::stack::StackPointer::new(self.top()).expect("stack top is not null")
     }
 
+    #[inline(always)]
     fn limit(&self) -> corosensei::stack::StackPointer {
         corosensei::stack::StackPointer::new(self.guard()).expect("stack limit is not null")
     }
 }
 
 thread_local! {
-    static POOL: RefCell<Pool> = const { RefCell::new(Pool { classes: Vec::new() }) };
+    static POOL: RefCell<Pool> = const { RefCell::new(Pool { classes: Vec::new(), last: 0 }) };
 }
 
 /// The free stacks of one size: `hot` ones still have their pages, `cold`
@@ -207,10 +210,16 @@ impl Class {
 
 struct Pool {
     classes: Vec<Class>,
+    /// The class used last (most programs use one or two sizes).
+    last: usize,
 }
 
 impl Pool {
+    #[inline]
     fn class(&mut self, size: usize) -> &mut Class {
+        if self.classes.get(self.last).is_some_and(|c| c.size == size) {
+            return &mut self.classes[self.last];
+        }
         let at = match self.classes.iter().position(|c| c.size == size) {
             Some(at) => at,
             None => {
@@ -223,6 +232,7 @@ impl Pool {
                 self.classes.len() - 1
             }
         };
+        self.last = at;
         &mut self.classes[at]
     }
 
@@ -363,28 +373,15 @@ fn os_error(what: &str, err: io::Error) -> StackError {
 // Overflow reporting
 
 /// What the fault handler needs to know about the greenlet running on this
-/// thread. Written by the switch code; read only by the handler, which runs
-/// on this same thread.
+/// thread (read from its header, found through the switch code's
+/// `CURRENT` thread-local).
 #[derive(Clone, Copy)]
 pub(crate) struct RunningStack {
+    pub(crate) id: u64,
     pub(crate) guard: usize,
     pub(crate) size: usize,
     pub(crate) name: *const u8,
     pub(crate) name_len: usize,
-}
-
-thread_local! {
-    // Const-initialised, no destructor: a plain TLS slot, safe to read in a
-    // signal handler.
-    static RUNNING: Cell<RunningStack> = const {
-        Cell::new(RunningStack { guard: 0, size: 0, name: std::ptr::null(), name_len: 0 })
-    };
-}
-
-/// Records which stack runs now (or none: `guard == 0`).
-#[inline]
-pub(crate) fn set_running(stack: RunningStack) {
-    RUNNING.with(|r| r.set(stack));
 }
 
 static mut PREV_SEGV: std::mem::MaybeUninit<libc::sigaction> = std::mem::MaybeUninit::zeroed();
@@ -481,7 +478,21 @@ impl Drop for AltStack {
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let running = RUNNING.with(|r| r.get());
+    let cur = crate::greenlet::switch::current_ptr();
+    let running = if cur.is_null() {
+        RunningStack {
+            id: 0,
+            guard: 0,
+            size: 0,
+            name: std::ptr::null(),
+            name_len: 0,
+        }
+    } else {
+        // SAFETY: `CURRENT` names the greenlet running on this thread (a
+        // const thread-local: no lazy initialisation in the handler), whose
+        // header is alive while it runs.
+        unsafe { (*cur).running_stack() }
+    };
     let page = page_size();
     if running.guard != 0 && addr >= running.guard && addr < running.guard + page {
         let mut buf = [0u8; 256];
@@ -490,10 +501,15 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
             len: 0,
         };
         out.put(b"greenlet ");
-        // SAFETY: name/name_len point at the running greenlet's name, which
-        // lives as long as the greenlet does.
-        let name = unsafe { std::slice::from_raw_parts(running.name, running.name_len) };
-        out.put(&name[..name.len().min(160)]);
+        if running.name.is_null() {
+            out.put(b"Greenlet-");
+            out.num(running.id as usize);
+        } else {
+            // SAFETY: name/name_len point at the running greenlet's name,
+            // which lives as long as the greenlet does.
+            let name = unsafe { std::slice::from_raw_parts(running.name, running.name_len) };
+            out.put(&name[..name.len().min(160)]);
+        }
         out.put(b" overflowed its ");
         out.num(running.size / 1024);
         out.put(b" KiB stack\n");

@@ -45,8 +45,93 @@ use crate::stack::Stack;
 pub(crate) type Payload = Box<dyn std::any::Any + Send + 'static>;
 
 /// The coroutine under every greenlet: resumed with a [`Msg`], it yields or
-/// returns a [`Req`] saying where to go next.
-pub(crate) type Coro = Coroutine<Msg, Req, Req, Stack>;
+/// returns a [`Req`] saying where to go next, each packed in a [`Wire`].
+pub(crate) type Coro = Coroutine<Wire, Wire, Wire, Stack>;
+
+/// The yielder a greenlet suspends through.
+pub(crate) type GYielder = Yielder<Wire, Wire>;
+
+/// A [`Msg`] or a [`Req`] as it crosses a stack switch: one machine word,
+/// which corosensei passes in a register. A `Req` is the target pointer
+/// (headers are 8-aligned) with the message's tag in the low bits; a panic
+/// payload waits in the thread's `MAILBOX` meanwhile.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub(crate) struct Wire(usize);
+
+const TAG_VALUE: usize = 0;
+const TAG_WAKE: usize = 1;
+const TAG_EXITED: usize = 2;
+const TAG_UNWIND: usize = 3;
+const TAG_MASK: usize = 3;
+
+thread_local! {
+    static MAILBOX: Cell<Option<Payload>> = const { Cell::new(None) };
+}
+
+impl Wire {
+    /// True unless it carries a panic payload.
+    #[inline(always)]
+    pub(crate) fn is_plain(self) -> bool {
+        self.0 & TAG_MASK != TAG_UNWIND
+    }
+}
+
+impl Msg {
+    #[inline(always)]
+    fn tag(self) -> usize {
+        match self {
+            Msg::Value => TAG_VALUE,
+            Msg::Wake => TAG_WAKE,
+            Msg::Exited => TAG_EXITED,
+            Msg::Unwind(p) => {
+                MAILBOX.with(|m| m.set(Some(p)));
+                TAG_UNWIND
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn from_tag(tag: usize) -> Msg {
+        match tag {
+            TAG_VALUE => Msg::Value,
+            TAG_WAKE => Msg::Wake,
+            TAG_EXITED => Msg::Exited,
+            _ => Msg::Unwind(
+                MAILBOX
+                    .with(|m| m.take())
+                    .expect("an unwinding message has its payload"),
+            ),
+        }
+    }
+
+    /// Packs the message alone (what a resumed greenlet receives).
+    #[inline(always)]
+    pub(crate) fn into_wire(self) -> Wire {
+        Wire(self.tag())
+    }
+
+    #[inline(always)]
+    pub(crate) fn from_wire(w: Wire) -> Msg {
+        Msg::from_tag(w.0)
+    }
+}
+
+impl Req {
+    #[inline(always)]
+    pub(crate) fn into_wire(self) -> Wire {
+        debug_assert_eq!(self.to as usize & TAG_MASK, 0);
+        Wire(self.to as usize | self.msg.tag())
+    }
+
+    #[inline(always)]
+    pub(crate) fn from_wire(w: Wire) -> Req {
+        Req {
+            to: (w.0 & !TAG_MASK) as *const Header,
+            msg: Msg::from_tag(w.0 & TAG_MASK),
+        }
+    }
+}
 
 /// What a greenlet finds when it is resumed.
 pub(crate) enum Msg {
@@ -62,14 +147,15 @@ pub(crate) enum Msg {
 }
 
 /// Where a suspending or finishing greenlet wants control to go.
+///
+/// A finishing greenlet also leaves behind its own reference, which kept it
+/// alive while it ran: it forgets it, and the trampoline releases it once the
+/// coroutine is gone.
 pub(crate) struct Req {
     /// The greenlet to resume next; null means the thread's root (the hub on
     /// a worker, the main greenlet elsewhere).
     pub(crate) to: *const Header,
     pub(crate) msg: Msg,
-    /// Set when the greenlet finished: its own reference, which kept it alive
-    /// while it ran and is released once its coroutine is gone.
-    pub(crate) done: Option<HeaderRef>,
 }
 
 /// The switching state of a greenlet, seen from its own thread.
@@ -146,7 +232,7 @@ pub(crate) struct Header {
     pub(crate) worker: UnsafeCell<Option<std::sync::Arc<crate::hub::Shared>>>,
     // --- local fields: owner thread only ---
     coro: UnsafeCell<Option<Coro>>,
-    yielder: Cell<*const Yielder<Msg, Req>>,
+    yielder: Cell<*const GYielder>,
     parent: UnsafeCell<Option<HeaderRef>>,
     state: Cell<State>,
     recv: Cell<Recv>,
@@ -159,6 +245,8 @@ pub(crate) struct Header {
     pub(crate) unwinding: Cell<bool>,
     /// The main greenlet of a `run` (deadlock detection watches it).
     pub(crate) is_main: Cell<bool>,
+    /// Its place in its worker's list of live greenlets.
+    pub(crate) live_index: Cell<usize>,
     /// The lowest address of the stack's guard page, once started.
     stack_guard: Cell<usize>,
     /// Greenlet-local values (`sync::local`); owner thread only.
@@ -200,6 +288,7 @@ impl Header {
             timeout_fired: Cell::new(0),
             unwinding: Cell::new(false),
             is_main: Cell::new(false),
+            live_index: Cell::new(usize::MAX),
             stack_guard: Cell::new(0),
             locals: crate::sync::local::Locals::new(),
         }
@@ -214,6 +303,7 @@ impl Header {
     }
 
     /// The key of the thread this greenlet is bound to, 0 if none yet.
+    #[inline(always)]
     pub(crate) fn thread_key(&self) -> u64 {
         self.thread.load(Ordering::Acquire)
     }
@@ -223,6 +313,7 @@ impl Header {
         self.thread.store(thread_key(), Ordering::Release);
     }
 
+    #[inline(always)]
     pub(crate) fn on_this_thread(&self) -> bool {
         self.thread_key() == thread_key()
     }
@@ -281,13 +372,13 @@ impl Header {
 
     /// # Safety
     /// See the contract above.
-    pub(crate) unsafe fn yielder(&self) -> *const Yielder<Msg, Req> {
+    pub(crate) unsafe fn yielder(&self) -> *const GYielder {
         self.yielder.get()
     }
 
     /// # Safety
     /// See the contract above.
-    pub(crate) unsafe fn set_yielder(&self, y: *const Yielder<Msg, Req>) {
+    pub(crate) unsafe fn set_yielder(&self, y: *const GYielder) {
         self.yielder.set(y)
     }
 
@@ -312,13 +403,18 @@ impl Header {
         &self.raw_handles
     }
 
-    /// What the overflow handler needs while this greenlet runs.
-    pub(crate) fn running_stack(&self) -> crate::stack::RunningStack {
+    /// What the overflow handler needs to know about this greenlet's stack.
+    ///
+    /// # Safety
+    /// Called from the overflow handler on the greenlet's own thread, while
+    /// it runs (so no field is being written).
+    pub(crate) unsafe fn running_stack(&self) -> crate::stack::RunningStack {
         let (name, name_len) = match &self.name {
             Some(n) => (n.as_ptr(), n.len()),
-            None => (b"(unnamed)".as_ptr(), 9),
+            None => (std::ptr::null(), 0),
         };
         crate::stack::RunningStack {
+            id: self.id,
             guard: self.stack_guard.get(),
             size: self.stack_size,
             name,
@@ -431,18 +527,21 @@ impl Eq for HeaderRef {}
 
 /// A process-unique key for the calling thread (never reused, unlike
 /// addresses of thread-locals).
+#[inline(always)]
 pub(crate) fn thread_key() -> u64 {
+    let key = THREAD_KEY.with(|k| k.get());
+    if key != 0 { key } else { new_thread_key() }
+}
+
+thread_local! {
+    static THREAD_KEY: Cell<u64> = const { Cell::new(0) };
+}
+
+#[cold]
+#[inline(never)]
+fn new_thread_key() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    thread_local! {
-        static KEY: Cell<u64> = const { Cell::new(0) };
-    }
-    KEY.with(|k| {
-        let key = k.get();
-        if key != 0 {
-            return key;
-        }
-        let key = NEXT.fetch_add(1, Ordering::Relaxed);
-        k.set(key);
-        key
-    })
+    let key = NEXT.fetch_add(1, Ordering::Relaxed);
+    THREAD_KEY.with(|k| k.set(key));
+    key
 }

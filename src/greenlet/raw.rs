@@ -22,9 +22,9 @@ use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr::NonNull;
 
-use corosensei::{Coroutine, Yielder};
+use corosensei::Coroutine;
 
-use super::header::{Header, HeaderRef, Kind, Msg, Recv, Req, State, VTable};
+use super::header::{GYielder, Header, HeaderRef, Kind, Msg, Recv, Req, State, VTable, Wire};
 use super::switch::{current_or_root, is_root, root_ptr, switch_to};
 use crate::stack::{DEFAULT_STACK_SIZE, Stack, StackError, checked_size};
 
@@ -213,8 +213,8 @@ impl RawBuilder {
         crate::hub::adopt_raw(&hdr);
         let this = hdr.clone();
         let guard = stack.guard();
-        let coro = Coroutine::with_stack(stack, move |y: &Yielder<Msg, Req>, msg: Msg| {
-            raw_body::<V, F>(y, msg, this, f)
+        let coro = Coroutine::with_stack(stack, move |y: &GYielder, msg: Wire| {
+            raw_body::<V, F>(y, Msg::from_wire(msg), this, f)
         });
         // SAFETY: a new greenlet, on its own thread, referenced by nobody
         // else yet.
@@ -236,12 +236,7 @@ impl RawBuilder {
 }
 
 /// The body every raw greenlet's coroutine runs.
-fn raw_body<V: 'static, F: FnOnce(V) -> V>(
-    y: &Yielder<Msg, Req>,
-    msg: Msg,
-    this: HeaderRef,
-    f: F,
-) -> Req {
+fn raw_body<V: 'static, F: FnOnce(V) -> V>(y: &GYielder, msg: Msg, this: HeaderRef, f: F) -> Wire {
     // SAFETY: we are the greenlet, running on its thread.
     unsafe {
         this.set_yielder(y);
@@ -265,11 +260,13 @@ fn raw_body<V: 'static, F: FnOnce(V) -> V>(
     };
     // SAFETY: we are about to end; nothing may be delivered to us any more.
     unsafe { this.set_state(State::Dead) };
+    // The trampoline releases this reference once the coroutine is gone.
+    std::mem::forget(this);
     Req {
         to: if is_root(to) { std::ptr::null() } else { to },
         msg,
-        done: Some(this),
     }
+    .into_wire()
 }
 
 /// Counts `parent` as referenced by one more child.
@@ -287,6 +284,7 @@ unsafe fn adopt(parent: &Header) {
 ///
 /// # Safety
 /// On `g`'s thread, `g` alive.
+#[inline(always)]
 unsafe fn live_target(g: *const Header) -> *const Header {
     let mut t = g;
     // SAFETY: parents are kept alive by their children's references and all
@@ -320,6 +318,7 @@ unsafe fn live_parent(g: &Header) -> *const Header {
 ///
 /// # Safety
 /// `to` is alive and on this thread, and not the running greenlet.
+#[inline(always)]
 unsafe fn write_value<V: 'static>(to: *const Header, v: V) -> Result<(), (SwitchError, V)> {
     // SAFETY: per the caller.
     let (recv, slot) = unsafe { (*to).recv() };
@@ -361,6 +360,7 @@ unsafe fn deliver<V: 'static>(to: *const Header, v: V) -> Msg {
 ///
 /// # Safety
 /// As for `switch_to`; `to` is not the running greenlet.
+#[inline(always)]
 unsafe fn switch_and_receive<V: 'static>(to: *const Header, msg: Msg) -> Result<V, SwitchError> {
     let cur = current_or_root();
     let mut slot: Option<V> = None;
@@ -420,6 +420,7 @@ impl<V: 'static> RawGreenlet<V> {
     /// # Panics
     /// On a [`SwitchError`] (see [`try_switch`](Self::try_switch)). A panic in
     /// a child greenlet that ends it is resumed here, in its parent.
+    #[inline(always)]
     pub fn switch(&self, v: V) -> V {
         self.try_switch(v)
             .unwrap_or_else(|e| panic!("greenlet switch failed: {e}"))
@@ -429,6 +430,7 @@ impl<V: 'static> RawGreenlet<V> {
     ///
     /// A dead greenlet's switch goes to its first live parent. Switching to
     /// the running greenlet returns `v` at once.
+    #[inline(always)]
     pub fn try_switch(&self, v: V) -> Result<V, SwitchError> {
         if !self.hdr.on_this_thread() {
             return Err(SwitchError::WrongThread);

@@ -22,7 +22,7 @@
 use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
 
-use super::header::{Header, HeaderRef, Kind, Msg, Recv, Req, State, VTable};
+use super::header::{Header, HeaderRef, Kind, Msg, Recv, Req, State, VTable, Wire};
 
 thread_local! {
     static CURRENT: Cell<*const Header> = const { Cell::new(std::ptr::null()) };
@@ -31,17 +31,24 @@ thread_local! {
 }
 
 /// The running greenlet, or null when the thread's root (native stack) runs.
-#[inline]
+#[inline(always)]
 pub(crate) fn current_ptr() -> *const Header {
     CURRENT.with(|c| c.get())
 }
 
 /// The root greenlet of this thread, created on first use.
+#[inline(always)]
 pub(crate) fn root_ptr() -> *const Header {
     let p = ROOT_PTR.with(|r| r.get());
     if !p.is_null() {
         return p;
     }
+    make_root()
+}
+
+#[cold]
+#[inline(never)]
+fn make_root() -> *const Header {
     let root = new_root();
     let p = root.as_ptr();
     ROOT.with(|r| *r.borrow_mut() = Some(root));
@@ -50,13 +57,14 @@ pub(crate) fn root_ptr() -> *const Header {
 }
 
 /// The running greenlet, the root included.
+#[inline(always)]
 pub(crate) fn current_or_root() -> *const Header {
     let p = current_ptr();
     if p.is_null() { root_ptr() } else { p }
 }
 
 /// Whether `p` is this thread's root (null stands for the root too).
-#[inline]
+#[inline(always)]
 pub(crate) fn is_root(p: *const Header) -> bool {
     p.is_null() || p == ROOT_PTR.with(|r| r.get())
 }
@@ -102,22 +110,29 @@ fn new_root() -> HeaderRef {
 /// `msg`: started or startable, not running, not dead, and expecting what
 /// `msg` carries (the caller checked its `Recv` and wrote any value into its
 /// slot). The caller has set its own `Recv` for what it expects back.
+///
+/// Inlined, like everything on the way from a user's call to the stack
+/// switch: each frame returned through right after a switch costs a
+/// mispredicted return (the CPU's return stack belongs to the other stack).
+#[inline(always)]
 pub(crate) unsafe fn switch_to(to: *const Header, msg: Msg) -> Msg {
     let cur = current_ptr();
     if cur.is_null() {
         // SAFETY: we are the root, on the native stack: run the trampoline.
-        unsafe { trampoline(to, msg) }
+        Msg::from_wire(unsafe { trampoline(to, msg.into_wire()) })
     } else {
         // SAFETY: `cur` is running, so it is a started coroutine whose
         // yielder is set and lives on its stack.
-        unsafe {
-            (*(*cur).yielder()).suspend(Req {
-                to,
-                msg,
-                done: None,
-            })
-        }
+        let back = unsafe { (*(*cur).yielder()).suspend(Req { to, msg }.into_wire()) };
+        Msg::from_wire(back)
     }
+}
+
+/// Splits a request into its target and the message, still packed.
+#[inline(always)]
+fn split(w: Wire) -> (*const Header, Wire) {
+    let req = Req::from_wire(w);
+    (req.to, req.msg.into_wire())
 }
 
 /// Runs greenlets from the root's native stack, following their switches,
@@ -127,19 +142,14 @@ pub(crate) unsafe fn switch_to(to: *const Header, msg: Msg) -> Msg {
 /// Called on the root of this thread (no greenlet running), with `to` as
 /// for [`switch_to`]. Every started greenlet's coroutine is driven only from
 /// here, which is what keeps `resume` calls from nesting.
-pub(crate) unsafe fn trampoline(mut to: *const Header, mut msg: Msg) -> Msg {
+#[inline(always)]
+pub(crate) unsafe fn trampoline(mut to: *const Header, mut msg: Wire) -> Wire {
     let root = root_ptr();
     // SAFETY: the root is this thread's.
     unsafe { (*root).set_state(State::Suspended) };
     loop {
         if is_root(to) {
             CURRENT.with(|c| c.set(std::ptr::null()));
-            crate::stack::set_running(crate::stack::RunningStack {
-                guard: 0,
-                size: 0,
-                name: std::ptr::null(),
-                name_len: 0,
-            });
             // SAFETY: as above.
             unsafe { (*root).set_state(State::Running) };
             return msg;
@@ -152,7 +162,6 @@ pub(crate) unsafe fn trampoline(mut to: *const Header, mut msg: Msg) -> Msg {
             g.coro_ptr()
         };
         CURRENT.with(|c| c.set(to));
-        crate::stack::set_running(g.running_stack());
         // SAFETY: the coroutine exists (started greenlets keep theirs until
         // they end) and is not running; no reference into it is held across
         // this call.
@@ -160,24 +169,22 @@ pub(crate) unsafe fn trampoline(mut to: *const Header, mut msg: Msg) -> Msg {
             .expect("a runnable greenlet has a coroutine")
             .resume(msg);
         match result {
-            corosensei::CoroutineResult::Yield(req) => {
+            corosensei::CoroutineResult::Yield(w) => {
                 // SAFETY: the greenlet just suspended on this thread.
                 unsafe { g.set_state(State::Suspended) };
-                to = req.to;
-                msg = req.msg;
+                (to, msg) = split(w);
             }
-            corosensei::CoroutineResult::Return(req) => {
+            corosensei::CoroutineResult::Return(w) => {
+                (to, msg) = split(w);
                 // SAFETY: it finished; dropping the coroutine returns the
-                // stack to this thread's pool. `done` kept the header alive
-                // up to here.
+                // stack to this thread's pool. The greenlet forgot its own
+                // reference on the way out: it is released here, last.
                 unsafe {
                     g.set_state(State::Dead);
                     g.set_recv(Recv::Nothing, std::ptr::null_mut());
                     *coro = None;
+                    drop(HeaderRef::from_raw(std::ptr::NonNull::from(g)));
                 }
-                to = req.to;
-                msg = req.msg;
-                drop(req.done);
             }
         }
     }

@@ -12,7 +12,8 @@
 //!   I/O, its `sleeping` flag still set (nobody notified it) and its remote
 //!   queue empty;
 //! - every plain thread blocked in one of our waits is still parked (not
-//!   unparked on its way out), and so is every watched main greenlet;
+//!   unparked on its way out); the main greenlets that are parked get the
+//!   report (one suspended otherwise cannot be woken by it);
 //! - no job is pending on the thread pool (`busy`);
 //! - and the process has no thread other than those: no foreign thread that
 //!   could still call in (`/proc/self/status` `Threads:`).
@@ -142,7 +143,7 @@ struct Watch {
     quiescent: Vec<Arc<Shared>>,
     /// Plain threads blocked in our waits, and whether each is watched.
     threads: Vec<(Arc<ThreadParker>, bool)>,
-    /// Main greenlets parked.
+    /// Main greenlets of the runs under way.
     mains: Vec<HeaderRef>,
     /// Threads of the thread pool waiting for jobs.
     pool_idle: usize,
@@ -216,15 +217,14 @@ fn unwatch_thread(p: &Arc<ThreadParker>) {
     }
 }
 
-/// The main greenlet `g` has parked (its park state is PARKED).
-pub(crate) fn watch_main(g: &HeaderRef) {
-    let mut w = watch();
-    w.mains.push(g.clone());
-    check(&mut w);
+/// A `run`'s main greenlet starts to be watched (it parks without telling
+/// anyone: when it is parked and every worker is quiescent, it is stuck).
+pub(crate) fn register_main(g: &HeaderRef) {
+    watch().mains.push(g.clone());
 }
 
-/// The main greenlet `g` runs again.
-pub(crate) fn unwatch_main(g: &HeaderRef) {
+/// The main greenlet `g` has ended.
+pub(crate) fn unregister_main(g: &HeaderRef) {
     let removed = {
         let mut w = watch();
         w.mains
@@ -238,7 +238,12 @@ pub(crate) fn unwatch_main(g: &HeaderRef) {
 /// Reports a deadlock if every condition of the module docs holds.
 fn check(w: &mut Watch) {
     let watched_threads = w.threads.iter().filter(|(_, watched)| *watched).count();
-    if w.mains.is_empty() && watched_threads == 0 {
+    let parked_mains = w
+        .mains
+        .iter()
+        .filter(|g| g.park.load(Ordering::Acquire) == PARKED)
+        .count();
+    if parked_mains == 0 && watched_threads == 0 {
         return;
     }
     if w.quiescent.len() != w.workers || BUSY.load(Ordering::SeqCst) != 0 {
@@ -248,13 +253,6 @@ fn check(w: &mut Watch) {
         return;
     }
     if !w.threads.iter().all(|(p, _)| p.is_parked()) {
-        return;
-    }
-    if !w
-        .mains
-        .iter()
-        .all(|g| g.park.load(Ordering::Acquire) == PARKED)
-    {
         return;
     }
     let known = w.workers + w.threads.len() + w.pool_idle;
@@ -268,8 +266,10 @@ fn check(w: &mut Watch) {
         }
     }
     for g in &w.mains {
-        g.loop_exit.store(true, Ordering::Release);
-        unpark(g);
+        if g.park.load(Ordering::Acquire) == PARKED {
+            g.loop_exit.store(true, Ordering::Release);
+            unpark(g);
+        }
     }
 }
 

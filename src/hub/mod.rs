@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
-use crate::greenlet::header::{Header, HeaderRef, INTERRUPT_KILL, Msg};
+use crate::greenlet::header::{Header, HeaderRef, INTERRUPT_KILL, Msg, Wire};
 use crate::greenlet::switch::trampoline;
 use crate::runtime::RuntimeInner;
 
@@ -199,7 +199,7 @@ impl Driver {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn is_worker_thread() -> bool {
         !DRIVER.with(|d| d.get()).is_null()
     }
@@ -267,12 +267,13 @@ impl Driver {
         DRIVER.with(|d| d.set(self));
         crate::greenlet::switch::root_ptr();
         deadlock::worker_started();
-        let mut tick: u32 = 0;
+        let mut until_events = EVENT_INTERVAL;
         loop {
             while let Some(e) = self.next_entry() {
                 self.run_entry(e);
-                tick = tick.wrapping_add(1);
-                if tick % EVENT_INTERVAL == 0 {
+                until_events -= 1;
+                if until_events == 0 {
+                    until_events = EVENT_INTERVAL;
                     self.maintain(Some(Duration::ZERO));
                 }
             }
@@ -289,6 +290,7 @@ impl Driver {
         DRIVER.with(|d| d.set(std::ptr::null()));
     }
 
+    #[inline(always)]
     fn next_entry(&self) -> Option<Entry> {
         if self.lifo_streak.get() < LIFO_STREAK {
             if let Some(g) = self.lifo.take() {
@@ -306,12 +308,13 @@ impl Driver {
         }
     }
 
+    #[inline(always)]
     fn run_entry(&self, e: Entry) {
         match e {
             Entry::Run(g) => {
                 // SAFETY: a queued greenlet is started, of this worker, and
                 // alive (it holds itself until it ends).
-                let msg = unsafe { trampoline(g.as_ptr(), Msg::Wake) };
+                let msg = unsafe { trampoline(g.as_ptr(), Msg::Wake.into_wire()) };
                 self.stray(msg);
             }
             Entry::Start(task) => self.start(task),
@@ -343,23 +346,42 @@ impl Driver {
         if !unsafe { (task.vtable.start)(task) } {
             return;
         }
-        self.live.borrow_mut().push(g);
+        {
+            let mut live = self.live.borrow_mut();
+            // SAFETY: `g` is alive (it holds itself) and now ours.
+            unsafe { g.as_ref() }.live_index.set(live.len());
+            live.push(g);
+        }
         // SAFETY: `g` was just started here; it holds itself until it ends.
-        let msg = unsafe { trampoline(g.as_ptr(), Msg::Value) };
+        let msg = unsafe { trampoline(g.as_ptr(), Msg::Value.into_wire()) };
         self.stray(msg);
     }
 
     /// Called by a spawned greenlet's body when it ends.
-    pub(crate) fn forget_live(&self, g: *const Header) {
+    pub(crate) fn forget_live(&self, g: &Header) {
         let mut live = self.live.borrow_mut();
-        if let Some(at) = live.iter().rposition(|p| std::ptr::eq(p.as_ptr(), g)) {
+        let at = g.live_index.replace(usize::MAX);
+        if at < live.len() && std::ptr::eq(live[at].as_ptr(), g) {
             live.swap_remove(at);
+            if let Some(moved) = live.get(at) {
+                // SAFETY: live greenlets are alive (they hold themselves).
+                unsafe { moved.as_ref() }.live_index.set(at);
+            }
         }
     }
 
     /// Handles what reached the root without being asked for: a raw
     /// greenlet's result or panic whose parents were all gone.
-    fn stray(&self, msg: Msg) {
+    #[inline(always)]
+    fn stray(&self, msg: Wire) {
+        if msg.is_plain() {
+            return;
+        }
+        self.stray_unwind(Msg::from_wire(msg));
+    }
+
+    #[cold]
+    fn stray_unwind(&self, msg: Msg) {
         if let Msg::Unwind(p) = msg {
             let text = crate::spawn::panic_message(&p);
             eprintln!("greenlet: a result reached the hub with nowhere to go: {text}");

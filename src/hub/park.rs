@@ -32,7 +32,7 @@ use crate::greenlet::GreenletExit;
 use crate::greenlet::header::{Header, HeaderRef, INTERRUPT_KILL, Msg, Recv};
 use crate::greenlet::switch::{current_ptr, switch_to};
 
-use super::deadlock::{self, LOOP_EXIT, ThreadParker};
+use super::deadlock::{LOOP_EXIT, ThreadParker};
 use super::timer::Action;
 use super::{Driver, Entry};
 
@@ -70,7 +70,7 @@ impl Unparker {
 }
 
 /// The running greenlet, if it runs on a hub (a worker thread).
-#[inline]
+#[inline(always)]
 pub(crate) fn current_hub_greenlet() -> Option<*const Header> {
     let cur = current_ptr();
     if cur.is_null() || !Driver::is_worker_thread() {
@@ -125,7 +125,16 @@ pub(crate) fn interrupt(g: &Header, bits: u8) {
 }
 
 /// Raises a pending kill or timeout in the running greenlet `g`.
+#[inline(always)]
 pub(crate) fn check_interrupts(g: &Header) {
+    if g.interrupt.load(Ordering::Relaxed) != 0 || g.timeout_fired.get() != 0 {
+        raise_interrupts(g);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn raise_interrupts(g: &Header) {
     if g.unwinding.get() {
         return;
     }
@@ -147,6 +156,7 @@ pub(crate) fn check_interrupts(g: &Header) {
 ///
 /// # Safety
 /// `g` is the running greenlet and runs on a hub.
+#[inline(always)]
 pub(crate) unsafe fn suspend_to_hub(g: *const Header) {
     // SAFETY: `g` is us, on our thread; the hub resumes us with `Wake`.
     unsafe {
@@ -189,14 +199,9 @@ pub(crate) fn park_until(deadline: Option<Instant>) {
         // On unwind (a kill) as on return, the timer must not outlive the
         // park: it points at us.
         let _cancel = CancelTimer(timer);
-        let _watch = (deadline.is_none() && h.is_main.get()).then(|| {
-            // SAFETY: the running greenlet is alive.
-            WatchMain::new(unsafe { HeaderRef::clone_from_ptr(g) })
-        });
         // SAFETY: we are the running greenlet on a hub.
         unsafe { suspend_to_hub(g) };
-        if h.loop_exit.swap(false, Ordering::AcqRel) {
-            drop(_watch);
+        if h.is_main.get() && h.loop_exit.swap(false, Ordering::AcqRel) {
             panic!("{LOOP_EXIT}");
         }
     } else {
@@ -204,22 +209,6 @@ pub(crate) fn park_until(deadline: Option<Instant>) {
         h.park.store(RUNNING, Ordering::Release);
         drop(CancelTimer(timer));
         check_interrupts(h);
-    }
-}
-
-/// Shows a parked main greenlet to the deadlock detector while it lives.
-struct WatchMain(HeaderRef);
-
-impl WatchMain {
-    fn new(g: HeaderRef) -> Self {
-        deadlock::watch_main(&g);
-        WatchMain(g)
-    }
-}
-
-impl Drop for WatchMain {
-    fn drop(&mut self) {
-        deadlock::unwatch_main(&self.0);
     }
 }
 
@@ -242,8 +231,10 @@ pub fn yield_now() {
         std::thread::yield_now();
         return;
     };
-    Driver::with(|d| d.push_ready(Entry::Run(std::ptr::NonNull::from(unsafe { &*g }))));
     // SAFETY: `g` is the running greenlet on a hub; the run queue entry
-    // resumes it.
-    unsafe { suspend_to_hub(g) };
+    // resumes it (and it is alive: it holds itself).
+    unsafe {
+        Driver::with(|d| d.push_ready(Entry::Run(std::ptr::NonNull::new_unchecked(g as *mut _))));
+        suspend_to_hub(g);
+    }
 }
