@@ -223,7 +223,7 @@ unsafe fn start<T: 'static, F: FnOnce() -> T + 'static>(task: HeaderRef) -> bool
     let stack = match Stack::take(task.stack_size) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("greenlet {} could not start: {e}", task.display_name());
+            report_start_failure(&task, &e);
             // SAFETY: we claimed it and run on its thread.
             unsafe { drop_func::<T, F>(&task) };
             complete::<T>(&task, Err(GreenletError::Stack(e)));
@@ -240,6 +240,21 @@ unsafe fn start<T: 'static, F: FnOnce() -> T + 'static>(task: HeaderRef) -> bool
     // SAFETY: unstarted, claimed, on the thread that will run it.
     unsafe { hdr.as_ref().set_coro(coro, guard) };
     true
+}
+
+/// Prints why a greenlet could not start: once per thread (a burst of
+/// spawns against an exhausted limit would otherwise print the same line
+/// thousands of times); `get` returns the error for each.
+fn report_start_failure(task: &Header, e: &StackError) {
+    thread_local! {
+        static REPORTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if !REPORTED.with(|r| r.replace(true)) {
+        eprintln!(
+            "greenlet {} could not start (later failures on this thread are not printed): {e}",
+            task.display_name()
+        );
+    }
 }
 
 /// The body of every spawned greenlet's coroutine.
@@ -562,6 +577,33 @@ impl<T> Greenlet<T> {
             std::panic::resume_unwind(Box::new(GreenletExit));
         }
         crate::hub::interrupt(&self.cell, INTERRUPT_KILL);
+    }
+
+    /// Calls `f` with this greenlet once it has ended (gevent's `link`); at
+    /// once if it has already. `f` runs in whatever ends the greenlet (the
+    /// greenlet itself, its killer, or the caller here), so it should be
+    /// short.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    ///
+    /// greenlet::run(|| {
+    ///     let (tx, rx) = mpsc::channel();
+    ///     let g = greenlet::spawn(|| 5);
+    ///     g.link(move |g| tx.send(*g.value().unwrap()).unwrap());
+    ///     g.join();
+    ///     assert_eq!(rx.recv().unwrap(), 5);
+    /// });
+    /// ```
+    pub fn link(&self, f: impl FnOnce(&Greenlet<T>) + Send + 'static)
+    where
+        T: Send + Sync + 'static,
+    {
+        let me = self.clone();
+        let call = Link::Call(Box::new(move || f(&me)));
+        if let Err(Link::Call(f)) = add_link(&self.cell, call) {
+            f();
+        }
     }
 
     /// The name given at spawn, or `Greenlet-<id>`.

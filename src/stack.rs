@@ -318,7 +318,13 @@ fn map_slab(size: usize, count: usize) -> Result<Vec<StackMem>, StackError> {
     let mut stacks = Vec::with_capacity(count);
     for i in 0..count {
         let guard = slab.addr + i * stride;
-        guard_page(guard, page)?;
+        if let Err(e) = guard_page(guard, page) {
+            if stacks.is_empty() {
+                return Err(e);
+            }
+            // Out of mappings part way: keep the stacks already guarded.
+            break;
+        }
         stacks.push(StackMem {
             top: guard + stride,
             size,

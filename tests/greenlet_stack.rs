@@ -173,3 +173,63 @@ fn guard_install_holds_many_more_stacks_than_the_map_count_allows_mprotect() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("HELD 40000"), "stdout: {stdout}");
 }
+
+#[test]
+fn try_spawn_reports_running_out_of_mappings() {
+    if in_child() {
+        greenlet::Builder::new().workers(1).run(|| {
+            let mut held = Vec::new();
+            for i in 0..70_000 {
+                match greenlet::try_spawn(|| greenlet::sleep(std::time::Duration::from_secs(3600)))
+                {
+                    Ok(g) => held.push(g),
+                    Err(e) => {
+                        println!("TRY_SPAWN FAILED AT {i}: {e}");
+                        // `spawn` panics with the same message.
+                        let p = std::panic::catch_unwind(|| greenlet::spawn(|| ())).unwrap_err();
+                        println!("SPAWN PANICKED: {}", common::panic_text(&*p));
+                        break;
+                    }
+                }
+                if i % 64 == 0 {
+                    // Let them start (and take their stacks).
+                    greenlet::yield_now();
+                }
+            }
+            // Those that could not start report why.
+            let failed = held
+                .iter()
+                .filter(|g| matches!(g.error(), Some(greenlet::GreenletError::Stack(_))))
+                .count();
+            println!("STARTED WITHOUT STACK: {failed}");
+        });
+        return;
+    }
+    let limit: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    if limit > 140_000 {
+        eprintln!("vm.max_map_count is {limit}: the limit is out of reach, skipping");
+        return;
+    }
+    let out = guard(|| {
+        run_child(
+            "try_spawn_reports_running_out_of_mappings",
+            &[("GREENLET_GUARD", "mprotect")],
+        )
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("TRY_SPAWN FAILED AT"), "stdout: {stdout}");
+    assert!(stdout.contains("vm.max_map_count"), "stdout: {stdout}");
+    assert!(
+        stdout.contains("SPAWN PANICKED: greenlet: "),
+        "stdout: {stdout}"
+    );
+}

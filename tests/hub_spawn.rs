@@ -330,3 +330,29 @@ fn join_from_a_plain_thread_blocks_it() {
         });
     });
 }
+
+#[test]
+fn link_is_called_once_when_the_greenlet_ends() {
+    guard(|| {
+        rt().run(|| {
+            let calls = Arc::new(AtomicUsize::new(0));
+            let g = greenlet::spawn(|| {
+                greenlet::sleep(Duration::from_millis(5));
+                3
+            });
+            let c = calls.clone();
+            g.link(move |g| {
+                assert_eq!(g.value(), Some(&3));
+                c.fetch_add(1, Ordering::SeqCst);
+            });
+            g.join();
+            assert_eq!(calls.load(Ordering::SeqCst), 1);
+            // Linking a finished greenlet calls at once.
+            let c = calls.clone();
+            g.link(move |_| {
+                c.fetch_add(1, Ordering::SeqCst);
+            });
+            assert_eq!(calls.load(Ordering::SeqCst), 2);
+        });
+    });
+}
