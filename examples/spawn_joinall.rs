@@ -30,6 +30,7 @@ pub fn spawn_joinall(nap: Duration) -> Vec<u32> {
     })
 }
 
+#[allow(dead_code)]
 fn main() {
     let t0 = Instant::now();
     for value in spawn_joinall(Duration::from_secs(1)) {
