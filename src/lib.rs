@@ -52,6 +52,7 @@ mod panic;
 pub mod pool;
 pub mod queue;
 mod runtime;
+pub mod server;
 mod spawn;
 mod stack;
 pub mod sync;

@@ -131,6 +131,7 @@ pub struct Builder {
     workers: usize,
     stack_size: usize,
     blocking_threads: usize,
+    blocking_keep_alive: std::time::Duration,
     name: String,
 }
 
@@ -148,6 +149,7 @@ impl Builder {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             stack_size: DEFAULT_STACK_SIZE,
             blocking_threads: crate::threadpool::DEFAULT_THREADS,
+            blocking_keep_alive: crate::threadpool::DEFAULT_KEEP_ALIVE,
             name: "greenlet".into(),
         }
     }
@@ -168,6 +170,13 @@ impl Builder {
     /// (see [`spawn_blocking`](crate::threadpool::spawn_blocking)); default 64.
     pub fn blocking_threads(mut self, n: usize) -> Self {
         self.blocking_threads = n.max(1);
+        self
+    }
+
+    /// Sets how long a thread of the blocking pool waits for a new job
+    /// before it exits; default 10 s.
+    pub fn blocking_keep_alive(mut self, d: std::time::Duration) -> Self {
+        self.blocking_keep_alive = d;
         self
     }
 
@@ -196,7 +205,11 @@ impl Builder {
             stack_size,
             remaining: AtomicUsize::new(self.workers),
             next_worker: AtomicUsize::new(0),
-            blocking: crate::threadpool::Pool::new(self.blocking_threads, self.name.clone()),
+            blocking: crate::threadpool::Pool::new(
+                self.blocking_threads,
+                self.blocking_keep_alive,
+                self.name.clone(),
+            ),
         });
         let mut threads = Vec::with_capacity(self.workers);
         for (i, p) in parts.into_iter().enumerate() {

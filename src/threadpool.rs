@@ -10,7 +10,8 @@
 //!
 //! The pool is bounded (`Builder::blocking_threads`, default 64 per
 //! runtime): jobs queue when every thread is busy. Threads start on demand
-//! and exit after ten seconds without work. A job that was queued but not
+//! (one more whenever more jobs wait than threads are idle) and exit after
+//! ten seconds without work (`Builder::blocking_keep_alive`). A job that was queued but not
 //! started can be killed (it never runs); a running one cannot be
 //! interrupted, so killing it waits until it returns. Pending jobs count as a
 //! possible wake-up for deadlock detection.
@@ -25,8 +26,8 @@ use crate::hub::deadlock;
 use crate::runtime::default_runtime;
 use crate::spawn::{Greenlet, GreenletBuilder, cancel, claim_start, release_unclaimed};
 
-/// How long an idle pool thread waits for work before it exits.
-const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// How long an idle pool thread waits for work before it exits, by default.
+pub(crate) const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(10);
 
 /// The default bound on a runtime's pool threads.
 pub(crate) const DEFAULT_THREADS: usize = 64;
@@ -44,11 +45,12 @@ pub(crate) struct Pool {
     queue: Mutex<Queue>,
     ready: Condvar,
     max: usize,
+    keep_alive: Duration,
     name: String,
 }
 
 impl Pool {
-    pub(crate) fn new(max: usize, name: String) -> Arc<Pool> {
+    pub(crate) fn new(max: usize, keep_alive: Duration, name: String) -> Arc<Pool> {
         Arc::new(Pool {
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
@@ -59,6 +61,7 @@ impl Pool {
             }),
             ready: Condvar::new(),
             max: max.max(1),
+            keep_alive,
             name,
         })
     }
@@ -79,7 +82,11 @@ impl Pool {
         q.handles.retain(|h| !h.is_finished());
         if q.idle > 0 {
             self.ready.notify_one();
-        } else if q.threads < self.max {
+        }
+        // An idle thread counts as idle until it wakes: compare with the
+        // queue, so two jobs submitted at once never share one thread while
+        // the bound allows another.
+        if q.jobs.len() > q.idle && q.threads < self.max {
             q.threads += 1;
             let pool = self.clone();
             let spawned = std::thread::Builder::new()
@@ -115,7 +122,7 @@ impl Pool {
             deadlock::pool_idle(1);
             let (guard, timeout) = self
                 .ready
-                .wait_timeout(q, KEEP_ALIVE)
+                .wait_timeout(q, self.keep_alive)
                 .unwrap_or_else(|e| e.into_inner());
             q = guard;
             deadlock::pool_idle(-1);

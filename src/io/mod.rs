@@ -9,11 +9,12 @@
 //!
 //! Waiting in a greenlet on a hub: the fd is registered once, edge-triggered
 //! for read and write, with the `epoll` of the hub of the first greenlet that
-//! waits on it (it may later be used from greenlets of other workers: the
-//! event is handled by the registering hub, which unparks the waiters
-//! wherever they run). The hub records readiness per direction in `state`;
-//! waiters park on per-direction lists; a reader and a writer may wait at the
-//! same time.
+//! waits on it (it may later be used from greenlets of other workers of the
+//! same runtime: the event is handled by the registering hub, which unparks
+//! the waiters wherever they run). The hub records readiness per direction in
+//! `state`; waiters park on per-direction lists; a reader and a writer may
+//! wait at the same time. A source that outlives its runtime and is then
+//! used from another one moves its registration to the new runtime's hub.
 //!
 //! Waiting anywhere else (a plain thread, a thread-pool job): `poll(2)` on
 //! the fd with the timeout, which blocks only that thread.
@@ -22,6 +23,18 @@
 //! caller that saw readiness, tried the call and got `WouldBlock` clears the
 //! bit only if the tick has not moved since it looked, so an event that
 //! arrived in between is not lost.
+//!
+//! # Who owns what
+//!
+//! - `Source::registration` (under its own lock, written only when the fd
+//!   is first registered or moves runtime) says which hub's `epoll` holds
+//!   the fd; `registered_at` mirrors its worker pointer so the common case
+//!   ("already registered here") takes no lock.
+//! - `Shared::waiters` (the per-direction lists) is locked by waiters to
+//!   enlist and leave, and by the hub to drain a list when its direction
+//!   becomes ready. A waiter's entry is removed either by the hub (it was
+//!   woken) or by the waiter's own `Leave` guard, on every exit path,
+//!   including a kill or a timeout unwinding through the park.
 //!
 //! # Lifetime
 //!
@@ -34,8 +47,8 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::hub::park::{Unparker, current_hub_greenlet, park_until};
@@ -75,7 +88,20 @@ struct Waiters {
     write: Vec<(u64, Unparker)>,
 }
 
+impl Waiters {
+    fn list(&mut self, dir: Direction) -> &mut Vec<(u64, Unparker)> {
+        match dir {
+            Direction::Read => &mut self.read,
+            Direction::Write => &mut self.write,
+        }
+    }
+}
+
 impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Waiters> {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Called by the registering hub for each event.
     pub(crate) fn on_event(&self, ev: &mio::event::Event) {
         let mut bits = 0;
@@ -93,19 +119,18 @@ impl Shared {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
                 Some((s & !BITS).wrapping_add(TICK) | (s & BITS) | bits)
             });
-        let woken: Vec<Unparker> = {
-            let mut w = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-            let mut out = Vec::new();
-            if bits & READ != 0 {
-                out.extend(w.read.drain(..).map(|(_, u)| u));
+        // Waking under the lock is fine: an unpark only queues the greenlet
+        // (it never runs it here) and takes no lock of ours.
+        let mut w = self.lock();
+        if bits & READ != 0 {
+            for (_, u) in w.read.drain(..) {
+                u.unpark();
             }
-            if bits & WRITE != 0 {
-                out.extend(w.write.drain(..).map(|(_, u)| u));
+        }
+        if bits & WRITE != 0 {
+            for (_, u) in w.write.drain(..) {
+                u.unpark();
             }
-            out
-        };
-        for u in woken {
-            u.unpark();
         }
     }
 }
@@ -117,17 +142,41 @@ struct Registration {
     token: *const Shared,
 }
 
-// SAFETY: `token` is only turned back into an `Arc` once, by `Drop for
-// Source`, on the registering worker; elsewhere it is an opaque number.
+// SAFETY: `token` is only turned back into an `Arc` once, when the
+// registration ends (`Registration::end`); elsewhere it is an opaque number.
 unsafe impl Send for Registration {}
-// SAFETY: as above.
-unsafe impl Sync for Registration {}
+
+impl Registration {
+    /// Takes `fd` out of the worker's `epoll` set and releases the token's
+    /// reference on that worker, after any event batch that may name it.
+    fn end(self, fd: RawFd) {
+        let _ = self
+            .worker
+            .registry
+            .deregister(&mut mio::unix::SourceFd(&fd));
+        self.worker.io_registered.fetch_sub(1, Ordering::SeqCst);
+        // SAFETY: the registration's own reference, released once (`self`
+        // is consumed).
+        let token = unsafe { Arc::from_raw(self.token) };
+        let here = Driver::with(|d| Arc::ptr_eq(&d.shared, &self.worker)).unwrap_or(false);
+        if !here {
+            // The hub may be reading an event that names this token: let it
+            // drop the reference after its batch. (If that runtime is gone,
+            // the queue is dropped with the worker's last handle.)
+            self.worker.push_remote(Remote::Release(token));
+        }
+    }
+}
 
 /// A non-blocking I/O object that greenlets and threads can wait on.
 pub(crate) struct Source<T: AsRawFd> {
     io: T,
     shared: Arc<Shared>,
-    registration: OnceLock<Registration>,
+    registration: Mutex<Option<Registration>>,
+    /// The worker of `registration`, for the lock-free "registered here?".
+    registered_at: AtomicPtr<crate::hub::Shared>,
+    /// `set_nonblocking(true)`: fail with `WouldBlock` instead of waiting.
+    nonblocking: AtomicBool,
 }
 
 impl<T: AsRawFd> Source<T> {
@@ -140,7 +189,9 @@ impl<T: AsRawFd> Source<T> {
                 state: AtomicU64::new(READ | WRITE),
                 waiters: Mutex::new(Waiters::default()),
             }),
-            registration: OnceLock::new(),
+            registration: Mutex::new(None),
+            registered_at: AtomicPtr::new(std::ptr::null_mut()),
+            nonblocking: AtomicBool::new(false),
         })
     }
 
@@ -151,6 +202,12 @@ impl<T: AsRawFd> Source<T> {
     /// The wrapped object, for calls that never block.
     pub(crate) fn get(&self) -> &T {
         &self.io
+    }
+
+    /// In non-blocking mode an operation that would wait fails with
+    /// `WouldBlock` instead (`std`'s `set_nonblocking`).
+    pub(crate) fn set_nonblocking(&self, on: bool) {
+        self.nonblocking.store(on, Ordering::Relaxed);
     }
 
     /// Runs `op` until it does not return `WouldBlock`, waiting for
@@ -166,6 +223,9 @@ impl<T: AsRawFd> Source<T> {
             let seen = self.shared.state.load(Ordering::Acquire);
             match op(&self.io) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.nonblocking.load(Ordering::Relaxed) {
+                        return Err(e);
+                    }
                     self.clear(dir, seen);
                     self.wait(dir, deadline)?;
                 }
@@ -198,21 +258,16 @@ impl<T: AsRawFd> Source<T> {
         if current_hub_greenlet().is_none() {
             return poll_fd(self.fd(), dir, deadline);
         }
-        self.register()?;
+        let worker = self.register()?;
         // Enlist, then look again: an event either shows in `state` now or
         // finds us on the list.
-        let id = self.enlist(dir);
-        let _leave = Leave {
-            source: self,
-            dir,
-            id,
-        };
+        let mut leave = self.enlist(dir, worker);
         while !self.ready(dir) {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(timed_out());
             }
             park_until(deadline);
-            if !self.on_list(dir, id) {
+            if !self.still_listed(&mut leave) {
                 // An event took us off the list: look at the fd again.
                 break;
             }
@@ -220,47 +275,68 @@ impl<T: AsRawFd> Source<T> {
         Ok(())
     }
 
-    fn enlist(&self, dir: Direction) -> u64 {
-        let mut w = self
-            .shared
-            .waiters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+    fn enlist(&self, dir: Direction, worker: Arc<crate::hub::Shared>) -> Leave<'_> {
+        let mut w = self.shared.lock();
         w.next_id += 1;
         let id = w.next_id;
-        let list = match dir {
-            Direction::Read => &mut w.read,
-            Direction::Write => &mut w.write,
-        };
-        list.push((id, Unparker::current()));
-        if let Some(r) = self.registration.get() {
-            r.worker.io_waiters.fetch_add(1, Ordering::SeqCst);
+        w.list(dir).push((id, Unparker::current()));
+        drop(w);
+        worker.io_waiters.fetch_add(1, Ordering::SeqCst);
+        Leave {
+            shared: &self.shared,
+            worker,
+            dir,
+            id,
+            listed: true,
         }
-        id
     }
 
-    fn on_list(&self, dir: Direction, id: u64) -> bool {
-        let w = self
-            .shared
-            .waiters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let list = match dir {
-            Direction::Read => &w.read,
-            Direction::Write => &w.write,
-        };
-        list.iter().any(|(i, _)| *i == id)
+    /// Whether the waiter is still on its list; if not, its guard has
+    /// nothing left to remove.
+    fn still_listed(&self, leave: &mut Leave<'_>) -> bool {
+        let mut w = self.shared.lock();
+        leave.listed = w.list(leave.dir).iter().any(|(i, _)| *i == leave.id);
+        leave.listed
     }
 
-    /// Registers the fd with the current hub's `epoll`, once.
-    fn register(&self) -> io::Result<()> {
-        if self.registration.get().is_some() {
-            return Ok(());
+    /// Registers the fd with the current hub's `epoll` unless it is already
+    /// registered with a hub of the current runtime; returns that hub.
+    fn register(&self) -> io::Result<Arc<crate::hub::Shared>> {
+        Driver::with(|d| {
+            let at = self.registered_at.load(Ordering::Acquire);
+            if std::ptr::eq(at, Arc::as_ptr(&d.shared)) {
+                return Ok(d.shared.clone());
+            }
+            if let Some(w) =
+                d.rt.workers
+                    .iter()
+                    .find(|w| std::ptr::eq(at, Arc::as_ptr(w)))
+            {
+                return Ok(w.clone());
+            }
+            self.register_slow(d)
+        })
+        .expect("registering on a hub")
+    }
+
+    fn register_slow(&self, d: &Driver) -> io::Result<Arc<crate::hub::Shared>> {
+        let mut reg = self.registration.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = reg.as_ref()
+            && d.rt.workers.iter().any(|w| Arc::ptr_eq(w, &r.worker))
+        {
+            // Another greenlet registered it meanwhile.
+            return Ok(r.worker.clone());
         }
-        let worker = Driver::with(|d| d.shared.clone()).expect("registering on a hub");
+        if let Some(old) = reg.take() {
+            // Registered by a runtime that is gone (or another one): move.
+            self.registered_at
+                .store(std::ptr::null_mut(), Ordering::Release);
+            old.end(self.fd());
+            self.shared.state.fetch_or(READ | WRITE, Ordering::AcqRel);
+        }
+        let worker = d.shared.clone();
         let token = Arc::into_raw(self.shared.clone());
-        let reg = Registration { worker, token };
-        let res = reg.worker.registry.register(
+        let res = worker.registry.register(
             &mut mio::unix::SourceFd(&self.fd()),
             mio::Token(token as usize),
             mio::Interest::READABLE | mio::Interest::WRITABLE,
@@ -270,41 +346,42 @@ impl<T: AsRawFd> Source<T> {
             drop(unsafe { Arc::from_raw(token) });
             return Err(e);
         }
-        reg.worker.io_registered.fetch_add(1, Ordering::SeqCst);
-        if self.registration.set(reg).is_err() {
-            unreachable!("a source is registered once, by its owner");
-        }
-        Ok(())
+        worker.io_registered.fetch_add(1, Ordering::SeqCst);
+        self.registered_at
+            .store(Arc::as_ptr(&worker).cast_mut(), Ordering::Release);
+        *reg = Some(Registration {
+            worker: worker.clone(),
+            token,
+        });
+        Ok(worker)
     }
 }
 
-/// Takes a waiter off its list when its wait ends, however it ends.
-struct Leave<'a, T: AsRawFd> {
-    source: &'a Source<T>,
+/// Takes a waiter off its list when its wait ends, however it ends, and
+/// uncounts it on the hub that would have woken it.
+struct Leave<'a> {
+    shared: &'a Shared,
+    worker: Arc<crate::hub::Shared>,
     dir: Direction,
     id: u64,
+    /// False once the waiter is known to be off the list.
+    listed: bool,
 }
 
-impl<T: AsRawFd> Drop for Leave<'_, T> {
+impl Drop for Leave<'_> {
     fn drop(&mut self) {
-        if let Some(r) = self.source.registration.get() {
-            r.worker.io_waiters.fetch_sub(1, Ordering::SeqCst);
+        self.worker.io_waiters.fetch_sub(1, Ordering::SeqCst);
+        if !self.listed {
+            return;
         }
         let removed = {
-            let mut w = self
-                .source
-                .shared
-                .waiters
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let list = match self.dir {
-                Direction::Read => &mut w.read,
-                Direction::Write => &mut w.write,
-            };
+            let mut w = self.shared.lock();
+            let list = w.list(self.dir);
             list.iter()
                 .position(|(i, _)| *i == self.id)
                 .map(|at| list.swap_remove(at))
         };
+        // The unparker (a greenlet reference) is dropped outside the lock.
         drop(removed);
     }
 }
@@ -315,7 +392,8 @@ impl<T: AsRawFd> Source<T> {
         self.deregister();
         let this = std::mem::ManuallyDrop::new(self);
         // SAFETY: `this` is never used or dropped again; each field is read
-        // out once. The registration is gone already.
+        // out once. The registration is gone already (the remaining fields
+        // hold no resources beyond their own memory and `shared`).
         unsafe {
             drop(std::ptr::read(&this.shared));
             drop(std::ptr::read(&this.registration));
@@ -324,21 +402,13 @@ impl<T: AsRawFd> Source<T> {
     }
 
     fn deregister(&mut self) {
-        let Some(reg) = self.registration.take() else {
-            return;
-        };
-        let _ = reg
-            .worker
-            .registry
-            .deregister(&mut mio::unix::SourceFd(&self.fd()));
-        reg.worker.io_registered.fetch_sub(1, Ordering::SeqCst);
-        // SAFETY: the registration's own reference, released once.
-        let token = unsafe { Arc::from_raw(reg.token) };
-        let here = Driver::with(|d| Arc::ptr_eq(&d.shared, &reg.worker)).unwrap_or(false);
-        if !here {
-            // The hub may be reading an event that names this token: let it
-            // drop the reference after its batch.
-            reg.worker.push_remote(Remote::Release(token));
+        let reg = self
+            .registration
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(reg) = reg {
+            reg.end(self.io.as_raw_fd());
         }
     }
 }
@@ -350,7 +420,7 @@ impl<T: AsRawFd> Drop for Source<T> {
     }
 }
 
-fn timed_out() -> io::Error {
+pub(crate) fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "operation timed out")
 }
 

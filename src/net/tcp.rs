@@ -135,6 +135,14 @@ impl TcpStream {
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read_with(|s| s.peek(buf))
     }
+
+    /// In non-blocking mode, calls that would wait fail with
+    /// `ErrorKind::WouldBlock` instead (for every clone). The socket is
+    /// non-blocking underneath either way.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.inner.src.set_nonblocking(nonblocking);
+        Ok(())
+    }
 }
 
 /// Starts a non-blocking connect and waits for it to finish.
@@ -168,16 +176,22 @@ fn connect(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream
         Some(libc::EINPROGRESS) | Some(libc::EINTR) | Some(libc::EAGAIN) => {}
         _ => return Err(err),
     }
-    stream.inner.src.wait(Direction::Write, deadline)?;
-    match stream.take_error()? {
-        Some(e) => Err(e),
-        None => {
-            // A socket that is writable and error-free but unconnected was
-            // refused in a way SO_ERROR missed; ask the peer address.
-            stream.peer_addr()?;
-            Ok(stream)
+    // The handshake goes on in the kernel; the socket turns writable when it
+    // is over. A fresh socket counts as ready at first, so ask the socket
+    // itself whether it is connected, and wait while it is not.
+    stream.inner.src.io(Direction::Write, deadline, |s| {
+        if let Some(e) = s.take_error()? {
+            return Err(e);
         }
-    }
+        match s.peer_addr() {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            Err(e) => Err(e),
+        }
+    })?;
+    Ok(stream)
 }
 
 /// A `sockaddr_storage` for `addr`, and its length.
@@ -357,6 +371,13 @@ impl TcpListener {
     /// Takes the pending socket error (`SO_ERROR`).
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.inner.get().take_error()
+    }
+
+    /// In non-blocking mode, `accept` fails with `ErrorKind::WouldBlock`
+    /// instead of waiting (for every clone).
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.inner.set_nonblocking(nonblocking);
+        Ok(())
     }
 }
 

@@ -39,9 +39,28 @@ impl UnixStream {
 
     /// Connects to the socket at `path`.
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
-        // A local connect completes at once or fails (a full backlog
-        // answers EAGAIN, which std reports as an error).
-        UnixStream::wrap(std::os::unix::net::UnixStream::connect(path)?)
+        UnixStream::connect_addr(&SocketAddr::from_pathname(path)?)
+    }
+
+    /// Connects to the socket at `addr` (a path, or an abstract name).
+    ///
+    /// A local connect completes at once or fails, except that a listener
+    /// whose backlog is full answers "try again" with nothing to wait on:
+    /// then the caller sleeps (a greenlet parks) and retries, backing off
+    /// from 1 ms to 100 ms, until the listener takes it or closes.
+    pub fn connect_addr(addr: &SocketAddr) -> io::Result<UnixStream> {
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match mio::net::UnixStream::connect_addr(addr) {
+                Ok(s) => return UnixStream::wrap(s.into()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    crate::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Two connected sockets.
@@ -93,6 +112,13 @@ impl UnixStream {
     /// Takes the pending socket error (`SO_ERROR`).
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.inner.get().take_error()
+    }
+
+    /// In non-blocking mode, calls that would wait fail with
+    /// `ErrorKind::WouldBlock` instead (for every clone).
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.inner.src.set_nonblocking(nonblocking);
+        Ok(())
     }
 }
 
@@ -159,6 +185,14 @@ impl UnixListener {
         })
     }
 
+    /// Binds to `addr` (a path, or an abstract name).
+    pub fn bind_addr(addr: &SocketAddr) -> io::Result<UnixListener> {
+        let l = std::os::unix::net::UnixListener::bind_addr(addr)?;
+        Ok(UnixListener {
+            inner: Arc::new(Source::new(l)?),
+        })
+    }
+
     /// Waits for a connection.
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let (s, addr) = self.inner.io(Direction::Read, None, |l| l.accept())?;
@@ -184,6 +218,13 @@ impl UnixListener {
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.inner.get().take_error()
     }
+
+    /// In non-blocking mode, `accept` fails with `ErrorKind::WouldBlock`
+    /// instead of waiting (for every clone).
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.inner.set_nonblocking(nonblocking);
+        Ok(())
+    }
 }
 
 /// A Unix datagram socket whose blocking calls park only the calling
@@ -205,6 +246,11 @@ impl UnixDatagram {
         UnixDatagram::wrap(std::os::unix::net::UnixDatagram::bind(path)?)
     }
 
+    /// Binds to `addr` (a path, or an abstract name).
+    pub fn bind_addr(addr: &SocketAddr) -> io::Result<UnixDatagram> {
+        UnixDatagram::wrap(std::os::unix::net::UnixDatagram::bind_addr(addr)?)
+    }
+
     /// A socket bound to no address.
     pub fn unbound() -> io::Result<UnixDatagram> {
         UnixDatagram::wrap(std::os::unix::net::UnixDatagram::unbound()?)
@@ -221,6 +267,11 @@ impl UnixDatagram {
         self.inner.get().connect(path)
     }
 
+    /// Sets the default peer to `addr` (a path, or an abstract name).
+    pub fn connect_addr(&self, addr: &SocketAddr) -> io::Result<()> {
+        self.inner.get().connect_addr(addr)
+    }
+
     /// Waits for a datagram; returns its length and sender.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.inner.read_with(|s| s.recv_from(buf))
@@ -235,6 +286,11 @@ impl UnixDatagram {
     pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
         let path = path.as_ref();
         self.inner.write_with(|s| s.send_to(buf, path))
+    }
+
+    /// Sends a datagram to `addr` (a path, or an abstract name).
+    pub fn send_to_addr(&self, buf: &[u8], addr: &SocketAddr) -> io::Result<usize> {
+        self.inner.write_with(|s| s.send_to_addr(buf, addr))
     }
 
     /// Sends a datagram to the connected peer.
@@ -267,14 +323,31 @@ impl UnixDatagram {
         self.inner.set_read_timeout(d)
     }
 
+    /// The read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        self.inner.read_timeout()
+    }
+
     /// Sets the write timeout (`None`: wait for ever).
     pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
         self.inner.set_write_timeout(d)
     }
 
+    /// The write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        self.inner.write_timeout()
+    }
+
     /// Takes the pending socket error (`SO_ERROR`).
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.inner.get().take_error()
+    }
+
+    /// In non-blocking mode, calls that would wait fail with
+    /// `ErrorKind::WouldBlock` instead (for every clone).
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.inner.src.set_nonblocking(nonblocking);
+        Ok(())
     }
 }
 
@@ -343,5 +416,22 @@ impl From<UnixDatagram> for std::os::unix::net::UnixDatagram {
     /// still use it).
     fn from(s: UnixDatagram) -> Self {
         into_blocking(s.inner, |s| s.try_clone()).expect("cannot hand back a Unix datagram socket")
+    }
+}
+
+impl From<UnixListener> for std::os::unix::net::UnixListener {
+    /// Hands the listener back in blocking mode (a duplicate if other clones
+    /// still use it).
+    fn from(l: UnixListener) -> Self {
+        let std = match Arc::try_unwrap(l.inner) {
+            Ok(src) => src.into_inner(),
+            Err(shared) => shared
+                .get()
+                .try_clone()
+                .expect("cannot duplicate a Unix listener"),
+        };
+        std.set_nonblocking(false)
+            .expect("cannot make a Unix listener blocking");
+        std
     }
 }
