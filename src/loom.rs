@@ -8,7 +8,9 @@
 //! deadline parks for "one step" (a yield) and then counts as expired, which
 //! puts the timeout path in a race with every wake-up loom can order against
 //! it. The runtime itself (hub, stacks) is not modelled: loom cannot model a
-//! stack switch; the stress tests cover that.
+//! stack switch; the stress tests cover that. A kill is modelled the same
+//! way: `sync::__loom_kill_at_next_park` makes the thread's next park return
+//! after one step and unwind, which runs the waiters' drop guards.
 
 #[cfg(not(loom))]
 mod imp {
@@ -46,15 +48,15 @@ mod imp {
 mod imp {
     use std::time::Instant;
 
-    pub(crate) use loom::sync::{Mutex, MutexGuard};
+    pub(crate) use ::loom::sync::{Mutex, MutexGuard};
 
     /// Wakes a loom thread.
     #[derive(Clone)]
-    pub(crate) struct Unparker(loom::thread::Thread);
+    pub(crate) struct Unparker(::loom::thread::Thread);
 
     impl Unparker {
         pub(crate) fn current() -> Unparker {
-            Unparker(loom::thread::current())
+            Unparker(::loom::thread::current())
         }
 
         pub(crate) fn unpark(&self) {
@@ -62,11 +64,26 @@ mod imp {
         }
     }
 
-    /// A wait without deadline parks; one with a deadline yields once.
+    ::loom::thread_local! {
+        static KILL: std::cell::Cell<bool> = std::cell::Cell::new(false);
+    }
+
+    /// Models a `Greenlet::kill` landing on this thread's next wait: that
+    /// park returns after one step and unwinds, as a kill does.
+    pub(crate) fn kill_at_next_park() {
+        KILL.with(|k| k.set(true));
+    }
+
+    /// A wait without deadline parks; one with a deadline (or a pending
+    /// modelled kill) yields once.
     pub(crate) fn park_until(deadline: Option<Instant>) {
+        if KILL.with(|k| k.replace(false)) {
+            ::loom::thread::yield_now();
+            std::panic::resume_unwind(Box::new("modelled kill"));
+        }
         match deadline {
-            None => loom::thread::park(),
-            Some(_) => loom::thread::yield_now(),
+            None => ::loom::thread::park(),
+            Some(_) => ::loom::thread::yield_now(),
         }
     }
 
@@ -79,7 +96,7 @@ mod imp {
     pub(crate) fn owner_id() -> u64 {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        loom::thread_local! {
+        ::loom::thread_local! {
             static ID: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
         }
         ID.with(|id| *id)

@@ -14,11 +14,23 @@
 use std::time::Duration;
 
 use greenlet::queue::{Channel, GetError, PutError, Queue};
-use greenlet::sync::{Condition, Event, Lock, Semaphore};
+use greenlet::sync::{
+    __loom_kill_at_next_park as kill_at_next_park, Condition, Event, Lock, Semaphore,
+};
 use loom::sync::Arc;
 use loom::thread;
 
 const T: Duration = Duration::from_secs(1);
+
+/// Runs `f` as a greenlet that gets killed at its next wait; true if it
+/// finished (it did not have to wait, or got what it waited for first).
+fn killed_at_next_wait(f: impl FnOnce()) -> bool {
+    kill_at_next_park();
+    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_ok();
+    // A kill that found no wait to interrupt is dropped.
+    let _ = std::panic::catch_unwind(|| ());
+    done
+}
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
@@ -188,5 +200,102 @@ fn loom_channel_rendezvous_with_timeouts_loses_nothing() {
             }
             Err(e) => panic!("unexpected {e}"),
         }
+    });
+}
+
+#[test]
+fn loom_semaphore_permit_granted_to_a_killed_waiter_goes_to_the_next() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let (s1, s2) = (sem.clone(), sem.clone());
+        let victim = thread::spawn(move || killed_at_next_wait(|| s1.acquire()));
+        let stayer = thread::spawn(move || s2.acquire());
+        sem.release();
+        sem.release();
+        let v = victim.join().unwrap();
+        stayer.join().unwrap();
+        assert_eq!(v as usize + 1 + sem.available(), 2, "no permit lost");
+    });
+}
+
+#[test]
+fn loom_lock_handed_to_a_killed_waiter_goes_to_the_next() {
+    model(|| {
+        let lock = Arc::new(Lock::new(0));
+        let held = lock.lock();
+        let (l1, l2) = (lock.clone(), lock.clone());
+        let victim = thread::spawn(move || killed_at_next_wait(|| *l1.lock() += 1));
+        let stayer = thread::spawn(move || *l2.lock() += 10);
+        drop(held);
+        let v = victim.join().unwrap();
+        stayer.join().unwrap();
+        assert_eq!(*lock.lock(), if v { 11 } else { 10 });
+    });
+}
+
+#[test]
+fn loom_queue_item_handed_to_a_killed_getter_is_kept() {
+    model(|| {
+        let q = Arc::new(Queue::new());
+        let q2 = q.clone();
+        let victim = thread::spawn(move || {
+            let mut got = None;
+            killed_at_next_wait(|| got = Some(q2.get().unwrap()));
+            got
+        });
+        q.put(7).unwrap();
+        match victim.join().unwrap() {
+            Some(v) => assert_eq!(v, 7),
+            None => assert_eq!(q.get_nowait(), Ok(7), "the item went back"),
+        }
+    });
+}
+
+#[test]
+fn loom_channel_item_handed_to_a_killed_getter_is_kept() {
+    model(|| {
+        let ch = Arc::new(Channel::new());
+        let c = ch.clone();
+        let victim = thread::spawn(move || {
+            let mut got = None;
+            killed_at_next_wait(|| got = Some(c.get().unwrap()));
+            got
+        });
+        let put = ch.put_timeout(3, T);
+        match (put, victim.join().unwrap()) {
+            (Ok(()), Some(v)) => assert_eq!(v, 3),
+            (Ok(()), None) => assert_eq!(ch.get_nowait(), Ok(3), "kept for the next get"),
+            (Err(PutError::Timeout(3)), None) => {}
+            (p, g) => panic!("put {p:?}, got {g:?}"),
+        }
+    });
+}
+
+#[test]
+fn loom_condition_wakeup_of_a_killed_waiter_goes_to_the_next() {
+    model(|| {
+        let pair = Arc::new((Lock::new(0u32), Condition::new()));
+        let (p1, p2) = (pair.clone(), pair.clone());
+        let victim = thread::spawn(move || {
+            killed_at_next_wait(|| {
+                let (lock, cond) = &*p1;
+                let g = lock.lock();
+                drop(cond.wait(g));
+            })
+        });
+        let stayer = thread::spawn(move || {
+            let (lock, cond) = &*p2;
+            let mut g = lock.lock();
+            while *g == 0 {
+                g = cond.wait(g);
+            }
+        });
+        *pair.0.lock() = 1;
+        // Two notifications for (at most) two waiters; with the victim gone,
+        // one of them must still reach the stayer.
+        pair.1.notify_one();
+        pair.1.notify_one();
+        victim.join().unwrap();
+        stayer.join().unwrap();
     });
 }

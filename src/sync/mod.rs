@@ -59,3 +59,11 @@ pub use event::{AsyncResult, Event};
 pub use local::LocalKey;
 pub use lock::{Lock, LockGuard, RLock, RLockGuard};
 pub use semaphore::{BoundedSemaphore, ReleaseError, Semaphore, SemaphoreGuard};
+
+/// loom models only: makes the calling loom thread's next wait unwind after
+/// one step, as if its greenlet were killed there.
+#[cfg(loom)]
+#[doc(hidden)]
+pub fn __loom_kill_at_next_park() {
+    crate::loom::kill_at_next_park()
+}
