@@ -63,7 +63,8 @@ use crate::hub::park::{Unparker, park_until};
 use crate::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use crate::spawn::Greenlet;
 
-/// A listening socket a [`StreamServer`] can serve: TCP or Unix.
+/// A listening socket a [`StreamServer`] can serve: TCP or Unix, or a
+/// wrapper of one (to filter or count connections, say).
 pub trait Listener: Clone + Send + Sync + 'static {
     /// The connection type `accept` returns.
     type Stream: Send + 'static;
@@ -112,9 +113,9 @@ pub trait IntoListener {
     fn into_listener(self) -> io::Result<Self::Listener>;
 }
 
-impl IntoListener for TcpListener {
-    type Listener = TcpListener;
-    fn into_listener(self) -> io::Result<TcpListener> {
+impl<L: Listener> IntoListener for L {
+    type Listener = L;
+    fn into_listener(self) -> io::Result<L> {
         Ok(self)
     }
 }
@@ -123,13 +124,6 @@ impl IntoListener for std::net::TcpListener {
     type Listener = TcpListener;
     fn into_listener(self) -> io::Result<TcpListener> {
         Ok(self.into())
-    }
-}
-
-impl IntoListener for UnixListener {
-    type Listener = UnixListener;
-    fn into_listener(self) -> io::Result<UnixListener> {
-        Ok(self)
     }
 }
 
@@ -223,7 +217,7 @@ impl State {
         let me = current_ptr();
         self.handlers
             .values()
-            .filter(|g| !g.as_ref().is_some_and(|g| g.header().as_ptr() == me))
+            .filter(|g| g.as_ref().is_none_or(|g| g.header().as_ptr() != me))
             .count()
     }
 }

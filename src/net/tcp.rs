@@ -133,6 +133,9 @@ impl TcpStream {
 
     /// Reads without consuming, waiting for data like `read`.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         self.inner.read_with(|s| s.peek(buf))
     }
 
@@ -242,11 +245,19 @@ impl Read for TcpStream {
 }
 
 impl Read for &TcpStream {
+    /// Reads what is there, parking until something is; an empty `buf`
+    /// returns `Ok(0)` at once.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         self.inner.read_with(|mut s| s.read(buf))
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Ok(0);
+        }
         self.inner.read_with(|mut s| s.read_vectored(bufs))
     }
 }

@@ -133,11 +133,19 @@ impl Read for UnixStream {
 }
 
 impl Read for &UnixStream {
+    /// Reads what is there, parking until something is; an empty `buf`
+    /// returns `Ok(0)` at once.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
         self.inner.read_with(|mut s| s.read(buf))
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Ok(0);
+        }
         self.inner.read_with(|mut s| s.read_vectored(bufs))
     }
 }
