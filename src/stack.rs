@@ -16,6 +16,11 @@
 //!
 //! Ownership: each thread has its own pool (a free list per stack size) and
 //! never shares it, so taking and returning a stack is a `Vec` pop and push.
+//! Returning a stack makes no system call: a worker gives pages back only
+//! when idle, at most once a second, for the stacks that stayed unused over
+//! the whole second beyond the first [`HOT_STACKS`] (a `madvise` per run of
+//! neighbouring stacks: each one flushes other CPUs' TLBs, which a busy
+//! worker must not pay per greenlet).
 //! A stack is returned by dropping it, on the thread that took it (the greenlet
 //! core drops a coroutine only on its own thread). A slab is unmapped when the
 //! pool and every stack cut from it are gone, that is at thread exit.
@@ -41,9 +46,13 @@ pub const DEFAULT_STACK_SIZE: usize = 32 * 1024;
 /// too little room for user code.
 pub const MIN_STACK_SIZE: usize = 16 * 1024;
 
-/// How many freed stacks of one size a thread keeps resident. Freed stacks
-/// beyond this keep their address range but give their pages back.
+/// How many free stacks of one size a thread keeps resident for good. Free
+/// stacks beyond this that went unused for a whole trim period give their
+/// pages back (they keep their address range).
 const HOT_STACKS: usize = 1024;
+
+/// How often a worker looks for free stacks to trim (when it goes idle).
+const TRIM_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Slabs start small and double up to this many stacks.
 const MAX_SLAB_STACKS: usize = 1024;
@@ -188,13 +197,16 @@ thread_local! {
     static POOL: RefCell<Pool> = const { RefCell::new(Pool { classes: Vec::new(), last: 0 }) };
 }
 
-/// The free stacks of one size: `hot` ones still have their pages, `cold`
-/// ones gave them back.
+/// The free stacks of one size: `hot` ones may still have their pages,
+/// `cold` ones gave them back.
 struct Class {
     size: usize,
     hot: Vec<StackMem>,
     cold: Vec<StackMem>,
     next_slab: usize,
+    /// The fewest hot stacks seen since the last trim: those below it were
+    /// not used during the period.
+    low_water: usize,
 }
 
 impl Class {
@@ -228,6 +240,7 @@ impl Pool {
                     hot: Vec::new(),
                     cold: Vec::new(),
                     next_slab: 16,
+                    low_water: 0,
                 });
                 self.classes.len() - 1
             }
@@ -240,28 +253,78 @@ impl Pool {
         let class = self.class(size);
         class.refill()?;
         let mem = match class.hot.pop() {
-            Some(mem) => mem,
+            Some(mem) => {
+                class.low_water = class.low_water.min(class.hot.len());
+                mem
+            }
             None => class.cold.pop().expect("a new slab has stacks"),
         };
         Ok(Stack(std::mem::ManuallyDrop::new(mem)))
     }
 
     fn give(&mut self, stack: StackMem) {
-        let class = self.class(stack.size);
-        if class.hot.len() < HOT_STACKS {
-            class.hot.push(stack);
-            return;
+        self.class(stack.size).hot.push(stack);
+    }
+
+    /// Gives back the pages of the stacks that went unused since the last
+    /// trim, beyond the first [`HOT_STACKS`] of each size.
+    fn trim(&mut self) {
+        let page = page_size();
+        for class in &mut self.classes {
+            let excess = class.low_water.saturating_sub(HOT_STACKS);
+            if excess > 0 {
+                // The bottom of `hot` is the least recently used.
+                let mut idle: Vec<StackMem> = class.hot.drain(..excess).collect();
+                idle.sort_by_key(|s| s.top);
+                release_pages(&idle, class.size + page);
+                class.cold.append(&mut idle);
+            }
+            class.low_water = class.hot.len();
         }
-        // SAFETY: the usable range belongs to this free stack alone and no
-        // greenlet runs on it any more; dropping its pages is harmless.
-        unsafe {
-            libc::madvise(
-                (stack.top - stack.size) as *mut libc::c_void,
-                stack.size,
-                libc::MADV_DONTNEED,
-            )
-        };
-        class.cold.push(stack);
+    }
+}
+
+/// Gives the pages of `stacks` (sorted by address) back to the kernel, one
+/// `madvise` per run of neighbours. A run includes the guard pages between
+/// its stacks: `MADV_DONTNEED` keeps guard markers and `PROT_NONE` pages.
+fn release_pages(stacks: &[StackMem], stride: usize) {
+    let mut i = 0;
+    while i < stacks.len() {
+        let start = stacks[i].top - stacks[i].size;
+        let mut end = stacks[i].top;
+        let mut j = i + 1;
+        while j < stacks.len() && stacks[j].top == end + stride {
+            end = stacks[j].top;
+            j += 1;
+        }
+        // SAFETY: the range covers free stacks of this pool (and the guard
+        // pages between them), which no greenlet runs on; dropping their
+        // pages only makes the next use fault in zeroed memory.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+        i = j;
+    }
+}
+
+/// Trims this thread's pool if a trim period has passed since the last
+/// (called by an idle worker).
+pub(crate) fn trim_idle() {
+    thread_local! {
+        static LAST: Cell<Option<std::time::Instant>> = const { Cell::new(None) };
+    }
+    let now = std::time::Instant::now();
+    let due = LAST.with(|l| match l.get() {
+        Some(t) if now.duration_since(t) < TRIM_PERIOD => false,
+        _ => {
+            l.set(Some(now));
+            true
+        }
+    });
+    if due {
+        let _ = POOL.try_with(|p| {
+            if let Ok(mut p) = p.try_borrow_mut() {
+                p.trim();
+            }
+        });
     }
 }
 
@@ -600,5 +663,33 @@ mod tests {
         for w in ranges.windows(2) {
             assert!(w[0].1 <= w[1].0);
         }
+    }
+
+    #[test]
+    fn trimming_gives_back_only_stacks_unused_for_a_whole_period() {
+        let size = checked_size(MIN_STACK_SIZE + 4096).unwrap();
+        let n = HOT_STACKS + 40;
+        let stacks: Vec<_> = (0..n).map(|_| Stack::take(size).unwrap()).collect();
+        drop(stacks);
+        let counts = || {
+            POOL.with(|p| {
+                let mut p = p.borrow_mut();
+                let c = p.class(size);
+                (c.hot.len(), c.cold.len())
+            })
+        };
+        let (hot, cold) = counts();
+        assert!(hot >= n);
+        // The first trim only starts the period: everything was in use.
+        POOL.with(|p| p.borrow_mut().trim());
+        assert_eq!(counts(), (hot, cold));
+        // Nothing used since: all but HOT_STACKS go cold.
+        POOL.with(|p| p.borrow_mut().trim());
+        let (hot2, cold2) = counts();
+        assert_eq!(hot2, HOT_STACKS);
+        assert_eq!(cold2, cold + hot - HOT_STACKS);
+        // And they are still usable.
+        let again: Vec<_> = (0..n).map(|_| Stack::take(size).unwrap()).collect();
+        assert_eq!(again.len(), n);
     }
 }

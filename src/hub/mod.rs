@@ -13,13 +13,18 @@
 //!
 //! ## Queues
 //!
-//! - `ready`: the local FIFO run queue. `Run` entries are started greenlets
-//!   (they never leave this thread), `Start` entries are `spawn_local`
-//!   greenlets, and `Stealable` entries are place-holders that keep spawn
-//!   order for greenlets in the work-stealing deque.
+//! - `ready`: woken greenlets (started ones: they never leave this thread),
+//!   in the order they were woken.
 //! - `lifo`: one slot for the greenlet woken last, run next (a message
-//!   ping-pong then costs no queue round trip). It gives way to the FIFO
+//!   ping-pong then costs no queue round trip). It gives way to `ready`
 //!   after a few turns so nothing starves.
+//! - `fresh`: new work in spawn order: `Start` entries are `spawn_local`
+//!   greenlets, `Stealable` entries are place-holders for greenlets in the
+//!   work-stealing deque, and `Run` entries are greenlets that called
+//!   `yield_now`, which so go behind everything runnable now. Woken
+//!   greenlets come first, so a wake-up is not stuck behind a burst of
+//!   spawns (the cause of a long timer-lateness tail), but `fresh` gets every
+//!   [`FRESH_INTERVAL`]th turn, so a stream of wake-ups cannot starve it.
 //! - `deque`: unstarted `spawn` greenlets, which idle workers may steal
 //!   (crossbeam-deque: `Worker` here, `Stealer`s in the runtime, plus the
 //!   runtime's global `Injector` for spawns from plain threads).
@@ -64,6 +69,10 @@ use timer::{Action, Timers};
 
 /// How many greenlets run between two looks at timers, wake-ups and I/O.
 const EVENT_INTERVAL: u32 = 61;
+/// How long an idle worker watches for work before it sleeps in `epoll_wait`.
+const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(50);
+/// `fresh` is served first once every this many turns.
+const FRESH_INTERVAL: u8 = 16;
 /// How many times in a row the LIFO slot may jump the queue.
 const LIFO_STREAK: u8 = 3;
 const WAKER: mio::Token = mio::Token(usize::MAX);
@@ -167,7 +176,9 @@ pub(crate) fn adopt_raw(h: &Header) {
 pub(crate) struct Driver {
     pub(crate) shared: Arc<Shared>,
     pub(crate) rt: Arc<RuntimeInner>,
-    ready: RefCell<VecDeque<Entry>>,
+    ready: RefCell<VecDeque<NonNull<Header>>>,
+    fresh: RefCell<VecDeque<Entry>>,
+    fresh_turn: Cell<u8>,
     lifo: Cell<Option<NonNull<Header>>>,
     lifo_streak: Cell<u8>,
     deque: Worker<HeaderRef>,
@@ -209,6 +220,8 @@ impl Driver {
             shared,
             rt,
             ready: RefCell::new(VecDeque::new()),
+            fresh: RefCell::new(VecDeque::new()),
+            fresh_turn: Cell::new(0),
             lifo: Cell::new(None),
             lifo_streak: Cell::new(0),
             deque: parts.deque,
@@ -224,12 +237,13 @@ impl Driver {
     /// Queues a greenlet of this worker that was just woken.
     pub(crate) fn wake_local(&self, g: &Header) {
         if let Some(prev) = self.lifo.replace(Some(NonNull::from(g))) {
-            self.ready.borrow_mut().push_back(Entry::Run(prev));
+            self.ready.borrow_mut().push_back(prev);
         }
     }
 
-    pub(crate) fn push_ready(&self, e: Entry) {
-        self.ready.borrow_mut().push_back(e);
+    /// Queues a greenlet that yields, behind everything runnable now.
+    pub(crate) fn push_yielded(&self, g: NonNull<Header>) {
+        self.fresh.borrow_mut().push_back(Entry::Run(g));
     }
 
     /// Queues an unstarted greenlet that any worker may run.
@@ -239,7 +253,7 @@ impl Driver {
             return;
         }
         self.deque.push(task);
-        self.push_ready(Entry::Stealable);
+        self.fresh.borrow_mut().push_back(Entry::Stealable);
         self.rt.notify_idle();
     }
 
@@ -249,7 +263,7 @@ impl Driver {
             crate::spawn::cancel(task);
             return;
         }
-        self.push_ready(Entry::Start(task));
+        self.fresh.borrow_mut().push_back(Entry::Start(task));
     }
 
     /// Starts `task` at `deadline` (on this worker's timers).
@@ -298,10 +312,22 @@ impl Driver {
                 return Some(Entry::Run(g));
             }
         } else if let Some(g) = self.lifo.take() {
-            self.ready.borrow_mut().push_back(Entry::Run(g));
+            self.ready.borrow_mut().push_back(g);
         }
         self.lifo_streak.set(0);
-        let e = self.ready.borrow_mut().pop_front();
+        let turn = self.fresh_turn.get() + 1;
+        if turn >= FRESH_INTERVAL {
+            self.fresh_turn.set(0);
+            if let Some(e) = self.fresh.borrow_mut().pop_front() {
+                return Some(e);
+            }
+        } else {
+            self.fresh_turn.set(turn);
+        }
+        if let Some(g) = self.ready.borrow_mut().pop_front() {
+            return Some(Entry::Run(g));
+        }
+        let e = self.fresh.borrow_mut().pop_front();
         match e {
             Some(e) => Some(e),
             None => self.deque.pop().map(Entry::Start),
@@ -439,7 +465,7 @@ impl Driver {
         match r {
             Remote::Wake(g) => {
                 // The waker already moved it to RUNNING: it is ours to queue.
-                self.ready.borrow_mut().push_back(Entry::Run(g.non_null()));
+                self.ready.borrow_mut().push_back(g.non_null());
                 drop(g);
             }
             Remote::Release(io) => drop(io),
@@ -504,11 +530,18 @@ impl Driver {
     }
 
     fn has_local_work(&self) -> bool {
-        self.lifo.get().is_some() || !self.ready.borrow().is_empty() || !self.deque.is_empty()
+        self.lifo.get().is_some()
+            || !self.ready.borrow().is_empty()
+            || !self.fresh.borrow().is_empty()
+            || !self.deque.is_empty()
     }
 
     /// Nothing to run: sleep until a timer, I/O or a wake.
     fn idle(&self) {
+        if self.spin_for_work() {
+            return;
+        }
+        crate::stack::trim_idle();
         let rt = &self.rt;
         rt.enter_idle(self.shared.index);
         self.shared.sleeping.store(true, Ordering::SeqCst);
@@ -543,6 +576,30 @@ impl Driver {
         self.fire_timers();
     }
 
+    /// Before sleeping, watches the remote queue and the other workers'
+    /// deques for a few microseconds: a greenlet on another worker often
+    /// answers that fast (a message ping-pong), and catching the answer here
+    /// spares both sides the `eventfd` write and the `epoll_wait` return.
+    /// True if work came.
+    fn spin_for_work(&self) -> bool {
+        if self.shutting_down.get() {
+            return false;
+        }
+        let until = Instant::now() + SPIN_BEFORE_SLEEP;
+        loop {
+            for _ in 0..64 {
+                if !self.shared.remote.is_empty() || self.rt.has_stealable() {
+                    self.drain_remote();
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+        }
+    }
+
     fn begin_shutdown(&self) {
         if self.shutting_down.replace(true) {
             return;
@@ -551,11 +608,11 @@ impl Driver {
         while let Some(task) = self.deque.pop() {
             crate::spawn::cancel(task);
         }
-        let entries: Vec<Entry> = self.ready.borrow_mut().drain(..).collect();
+        let entries: Vec<Entry> = self.fresh.borrow_mut().drain(..).collect();
         for e in entries {
             match e {
                 Entry::Start(task) => crate::spawn::cancel(task),
-                Entry::Run(g) => self.ready.borrow_mut().push_back(Entry::Run(g)),
+                Entry::Run(g) => self.ready.borrow_mut().push_back(g),
                 Entry::Stealable => {}
             }
         }

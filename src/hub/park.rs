@@ -32,9 +32,9 @@ use crate::greenlet::GreenletExit;
 use crate::greenlet::header::{Header, HeaderRef, INTERRUPT_KILL, Msg, Recv};
 use crate::greenlet::switch::{current_ptr, switch_to};
 
+use super::Driver;
 use super::deadlock::{LOOP_EXIT, ThreadParker};
 use super::timer::Action;
-use super::{Driver, Entry};
 
 pub(crate) const RUNNING: u8 = 0;
 pub(crate) const PARKED: u8 = 1;
@@ -234,7 +234,7 @@ pub fn yield_now() {
     // SAFETY: `g` is the running greenlet on a hub; the run queue entry
     // resumes it (and it is alive: it holds itself).
     unsafe {
-        Driver::with(|d| d.push_ready(Entry::Run(std::ptr::NonNull::new_unchecked(g as *mut _))));
+        Driver::with(|d| d.push_yielded(std::ptr::NonNull::new_unchecked(g as *mut _)));
         suspend_to_hub(g);
     }
 }
