@@ -231,36 +231,54 @@ impl<P> WaitList<P> {
     }
 }
 
-/// Waiters to unpark once the primitive's lock is released.
+/// Waiters to unpark once the primitive's lock is released. Usually none or
+/// one, kept without an allocation.
 #[must_use = "wake-ups must be delivered"]
-pub(crate) struct Wakeups(Vec<Unparker>);
+pub(crate) struct Wakeups {
+    first: Option<Unparker>,
+    rest: Vec<Unparker>,
+}
 
 impl Wakeups {
     pub(crate) const fn new() -> Self {
-        Wakeups(Vec::new())
+        Wakeups {
+            first: None,
+            rest: Vec::new(),
+        }
     }
 
     pub(crate) fn one(u: Option<Unparker>) -> Self {
-        let mut w = Wakeups::new();
-        if let Some(u) = u {
-            w.push(u);
+        Wakeups {
+            first: u,
+            rest: Vec::new(),
         }
-        w
     }
 
     pub(crate) fn push(&mut self, u: Unparker) {
-        self.0.push(u);
+        if self.first.is_none() {
+            self.first = Some(u);
+        } else {
+            self.rest.push(u);
+        }
     }
 
     pub(crate) fn extend(&mut self, other: Wakeups) {
-        let mut other = other;
-        self.0.append(&mut other.0);
+        if let Some(u) = other.first {
+            self.push(u);
+        }
+        for u in other.rest {
+            self.push(u);
+        }
     }
 
     /// Unparks them all.
+    #[inline]
     pub(crate) fn wake(self) {
-        for u in self.0 {
+        if let Some(u) = self.first {
             u.unpark();
+        }
+        if !self.rest.is_empty() {
+            self.rest.into_iter().for_each(|u| u.unpark());
         }
     }
 }
