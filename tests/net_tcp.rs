@@ -540,3 +540,56 @@ fn a_socket_outlives_its_runtime_and_serves_in_the_next() {
         }
     });
 }
+
+#[test]
+fn an_eof_right_behind_the_data_is_seen_after_a_short_read() {
+    guard(|| {
+        rt().run(|| {
+            for _ in 0..50 {
+                let (c, s) = tcp_pair();
+                let reader = greenlet::spawn(move || {
+                    let mut buf = [0; 1024];
+                    // Parks first; wakes with the data and the FIN queued.
+                    let n = (&c).read(&mut buf).unwrap();
+                    let mut rest = Vec::new();
+                    (&c).read_to_end(&mut rest).unwrap();
+                    (n, rest.len())
+                });
+                (&s).write_all(b"abc").unwrap();
+                drop(s);
+                let (n, rest) = *reader.get().unwrap();
+                assert_eq!(n + rest, 3);
+            }
+        });
+    });
+}
+
+#[test]
+fn short_reads_then_more_data_keep_flowing() {
+    guard(|| {
+        rt().run(|| {
+            let (c, s) = tcp_pair();
+            let echo = greenlet::spawn(move || {
+                let mut buf = [0; 4096];
+                let mut total = 0;
+                loop {
+                    let n = (&s).read(&mut buf).unwrap();
+                    if n == 0 {
+                        return total;
+                    }
+                    total += n;
+                    (&s).write_all(&buf[..n]).unwrap();
+                }
+            });
+            let mut back = [0; 7];
+            for i in 0..2000u32 {
+                let msg = format!("{:07}", i);
+                (&c).write_all(msg.as_bytes()).unwrap();
+                (&c).read_exact(&mut back).unwrap();
+                assert_eq!(&back, msg.as_bytes());
+            }
+            c.shutdown(Shutdown::Write).unwrap();
+            assert_eq!(echo.get(), Ok(&(2000 * 7)));
+        });
+    });
+}

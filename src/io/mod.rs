@@ -63,6 +63,9 @@ pub(crate) enum Direction {
 
 const READ: u64 = 1;
 const WRITE: u64 = 2;
+/// The peer closed its side or the socket failed: sticky, never cleared
+/// (a read there returns at once, with EOF or the error).
+const READ_CLOSED: u64 = 4;
 const BITS: u64 = 0xffff;
 const TICK: u64 = 1 << 16;
 
@@ -110,6 +113,9 @@ impl Shared {
         }
         if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
             bits |= WRITE;
+        }
+        if ev.is_read_closed() || ev.is_error() {
+            bits |= READ_CLOSED;
         }
         if bits == 0 {
             return;
@@ -231,6 +237,60 @@ impl<T: AsRawFd> Source<T> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 r => return r,
+            }
+        }
+    }
+
+    /// [`io`](Self::io) for a read from a stream socket into `len` bytes of
+    /// buffer. A read that fills less than the buffer has drained the
+    /// socket's receive queue (a stream read takes all it can), which is as
+    /// good as a `WouldBlock`: on a hub, read readiness is forgotten (unless
+    /// an event came meanwhile), and the next read waits for the next edge
+    /// instead of paying a system call to learn that nothing is there. (A
+    /// request/response connection then makes two system calls per message
+    /// instead of three.) An arrival after the read either shows as a newer
+    /// tick (the bit stays) or is an edge the hub has yet to report. Once
+    /// the peer has closed (`READ_CLOSED`, sticky) reads always try, since
+    /// the EOF needs no new edge. Not for datagrams or peeks: neither
+    /// drains.
+    pub(crate) fn read_stream(
+        &self,
+        deadline: Option<Instant>,
+        len: usize,
+        mut op: impl FnMut(&T) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        loop {
+            let seen = self.shared.state.load(Ordering::Acquire);
+            if seen & (READ | READ_CLOSED) == 0
+                && !self.nonblocking.load(Ordering::Relaxed)
+                && current_hub_greenlet().is_some()
+            {
+                // Drained last time, and no event since.
+                self.wait(Direction::Read, deadline)?;
+                continue;
+            }
+            match op(&self.io) {
+                Ok(n) => {
+                    // Not once the peer has closed: an EOF (or an error)
+                    // may wait behind the data, with no edge to come.
+                    if n > 0
+                        && n < len
+                        && seen & READ_CLOSED == 0
+                        && current_hub_greenlet().is_some()
+                    {
+                        self.clear(Direction::Read, seen);
+                    }
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.nonblocking.load(Ordering::Relaxed) {
+                        return Err(e);
+                    }
+                    self.clear(Direction::Read, seen);
+                    self.wait(Direction::Read, deadline)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
     }

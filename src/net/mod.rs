@@ -58,6 +58,16 @@ impl<T: AsRawFd> Conn<T> {
             .io(Direction::Read, self.read_timeout.deadline(), op)
     }
 
+    /// Runs a read from a stream socket into `len` bytes of buffer (see
+    /// [`Source::read_stream`]), within the read timeout.
+    pub(crate) fn read_stream(
+        &self,
+        len: usize,
+        op: impl FnMut(&T) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.src.read_stream(self.read_timeout.deadline(), len, op)
+    }
+
     /// Runs a sending operation, waiting for writability within the write
     /// timeout.
     pub(crate) fn write_with<R>(&self, op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {

@@ -139,14 +139,15 @@ impl Read for &UnixStream {
         if buf.is_empty() {
             return Ok(0);
         }
-        self.inner.read_with(|mut s| s.read(buf))
+        self.inner.read_stream(buf.len(), |mut s| s.read(buf))
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         if bufs.iter().all(|b| b.is_empty()) {
             return Ok(0);
         }
-        self.inner.read_with(|mut s| s.read_vectored(bufs))
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.inner.read_stream(len, |mut s| s.read_vectored(bufs))
     }
 }
 
