@@ -593,3 +593,23 @@ fn short_reads_then_more_data_keep_flowing() {
         });
     });
 }
+
+#[test]
+fn ipv6_loopback_when_available() {
+    guard(|| {
+        rt().run(|| {
+            let Ok(l) = TcpListener::bind("[::1]:0") else {
+                return; // no IPv6 on this machine
+            };
+            let addr = l.local_addr().unwrap();
+            let mut c = TcpStream::connect(addr).unwrap();
+            let (mut s, peer) = l.accept().unwrap();
+            assert_eq!(peer, c.local_addr().unwrap());
+            assert!(peer.is_ipv6());
+            s.write_all(b"v6").unwrap();
+            let mut buf = [0; 2];
+            c.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"v6");
+        });
+    });
+}

@@ -189,7 +189,13 @@ impl<T: AsRawFd> Source<T> {
     /// Takes ownership of `io` and makes it non-blocking.
     pub(crate) fn new(io: T) -> io::Result<Source<T>> {
         set_nonblocking(io.as_raw_fd(), true)?;
-        Ok(Source {
+        Ok(Source::new_nonblocking(io))
+    }
+
+    /// Takes ownership of `io`, which was made with `O_NONBLOCK` already
+    /// (`accept4`, `socket` with `SOCK_NONBLOCK`).
+    pub(crate) fn new_nonblocking(io: T) -> Source<T> {
+        Source {
             io,
             shared: Arc::new(Shared {
                 state: AtomicU64::new(READ | WRITE),
@@ -198,7 +204,7 @@ impl<T: AsRawFd> Source<T> {
             registration: Mutex::new(None),
             registered_at: AtomicPtr::new(std::ptr::null_mut()),
             nonblocking: AtomicBool::new(false),
-        })
+        }
     }
 
     pub(crate) fn fd(&self) -> RawFd {

@@ -39,11 +39,15 @@ pub(crate) struct Conn<T: AsRawFd> {
 
 impl<T: AsRawFd> Conn<T> {
     pub(crate) fn new(io: T) -> io::Result<Conn<T>> {
-        Ok(Conn {
-            src: Source::new(io)?,
+        Ok(Conn::from_source(Source::new(io)?))
+    }
+
+    pub(crate) fn from_source(src: Source<T>) -> Conn<T> {
+        Conn {
+            src,
             read_timeout: TimeoutCell::new(),
             write_timeout: TimeoutCell::new(),
-        })
+        }
     }
 
     /// The wrapped `std` socket, for calls that never block.

@@ -48,6 +48,13 @@ impl TcpStream {
         })
     }
 
+    /// Wraps a socket made with `SOCK_NONBLOCK`.
+    fn wrap_nonblocking(s: std::net::TcpStream) -> TcpStream {
+        TcpStream {
+            inner: Arc::new(Conn::from_source(Source::new_nonblocking(s))),
+        }
+    }
+
     /// Connects to the first address of `addr` that accepts (names are
     /// resolved on the thread pool).
     pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
@@ -167,7 +174,7 @@ fn connect(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream
     }
     // SAFETY: `fd` is a fresh socket that nothing else owns.
     let std = unsafe { std::net::TcpStream::from_raw_fd(fd) };
-    let stream = TcpStream::wrap(std)?;
+    let stream = TcpStream::wrap_nonblocking(std);
     let (storage, len) = sockaddr(addr);
     // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
     let rc = unsafe { libc::connect(fd, (&raw const storage).cast(), len) };
@@ -195,6 +202,64 @@ fn connect(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream
         }
     })?;
     Ok(stream)
+}
+
+/// `accept4` with `SOCK_NONBLOCK | SOCK_CLOEXEC`: the new socket needs no
+/// `fcntl` calls before it is wrapped.
+fn accept4(l: &std::net::TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage` and `len` are valid for writes and describe the
+    // buffer's size, as accept4(2) requires.
+    let fd = unsafe {
+        libc::accept4(
+            l.as_raw_fd(),
+            (&raw mut storage).cast(),
+            &mut len,
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh socket that nothing else owns.
+    let stream = TcpStream::wrap_nonblocking(unsafe { std::net::TcpStream::from_raw_fd(fd) });
+    let peer = socket_addr(&storage)?;
+    Ok((stream, peer))
+}
+
+/// The address in a `sockaddr_storage` filled by the kernel.
+fn socket_addr(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
+    match storage.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a sockaddr_in (family AF_INET);
+            // sockaddr_storage is larger than and aligned for it.
+            let a =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            // `s_addr` holds the octets in network order.
+            Ok(SocketAddr::from((
+                a.sin_addr.s_addr.to_ne_bytes(),
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let a = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            Ok(SocketAddr::V6(std::net::SocketAddrV6::new(
+                a.sin6_addr.s6_addr.into(),
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "accept returned an address that is not IPv4 or IPv6",
+        )),
+    }
 }
 
 /// A `sockaddr_storage` for `addr`, and its length.
@@ -344,15 +409,13 @@ impl TcpListener {
 
     /// Waits for a connection.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (s, peer) = self.inner.io(Direction::Read, None, |l| l.accept())?;
-        Ok((TcpStream::wrap(s)?, peer))
+        self.inner.io(Direction::Read, None, accept4)
     }
 
     /// Waits for a connection at most until `timeout` passes (`TimedOut`).
     pub fn accept_timeout(&self, timeout: Duration) -> io::Result<(TcpStream, SocketAddr)> {
         let deadline = Instant::now().checked_add(timeout);
-        let (s, peer) = self.inner.io(Direction::Read, deadline, |l| l.accept())?;
-        Ok((TcpStream::wrap(s)?, peer))
+        self.inner.io(Direction::Read, deadline, accept4)
     }
 
     /// An endless iterator of accepted connections.
