@@ -393,6 +393,23 @@ impl From<TcpStream> for std::net::TcpStream {
 }
 
 /// A TCP listening socket whose `accept` parks only the calling greenlet.
+///
+/// Clones share the socket. For a server that handles each connection in
+/// its own greenlet, see [`StreamServer`](crate::server::StreamServer).
+///
+/// ```
+/// use std::io::Write;
+/// use greenlet::net::{TcpListener, TcpStream};
+///
+/// greenlet::run(|| {
+///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+///     let addr = listener.local_addr().unwrap();
+///     let client = greenlet::spawn(move || TcpStream::connect(addr).unwrap());
+///     let (mut conn, peer) = listener.accept().unwrap(); // parks until the client connects
+///     assert_eq!(peer, client.get().unwrap().local_addr().unwrap());
+///     conn.write_all(b"welcome").unwrap();
+/// });
+/// ```
 #[derive(Clone)]
 pub struct TcpListener {
     inner: Arc<Source<std::net::TcpListener>>,

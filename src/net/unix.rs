@@ -180,6 +180,27 @@ impl Write for &UnixStream {
 }
 
 /// A Unix listening socket whose `accept` parks only the calling greenlet.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use greenlet::net::{UnixListener, UnixStream};
+///
+/// greenlet::run(|| {
+///     let path = std::env::temp_dir().join(format!("greenlet-doc-{}", std::process::id()));
+///     let listener = UnixListener::bind(&path).unwrap();
+///     let p = path.clone();
+///     let client = greenlet::spawn(move || {
+///         let mut c = UnixStream::connect(&p).unwrap();
+///         c.write_all(b"hi").unwrap();
+///     });
+///     let (mut conn, _) = listener.accept().unwrap();
+///     let mut buf = [0; 2];
+///     conn.read_exact(&mut buf).unwrap();
+///     assert_eq!(&buf, b"hi");
+///     client.join();
+///     std::fs::remove_file(&path).unwrap();
+/// });
+/// ```
 #[derive(Clone)]
 pub struct UnixListener {
     inner: Arc<Source<std::os::unix::net::UnixListener>>,
@@ -238,6 +259,21 @@ impl UnixListener {
 
 /// A Unix datagram socket whose blocking calls park only the calling
 /// greenlet.
+///
+/// ```
+/// use greenlet::net::UnixDatagram;
+///
+/// greenlet::run(|| {
+///     let (a, b) = UnixDatagram::pair().unwrap();
+///     let rx = greenlet::spawn(move || {
+///         let mut buf = [0; 8];
+///         let n = b.recv(&mut buf).unwrap(); // parks until a datagram comes
+///         buf[..n].to_vec()
+///     });
+///     a.send(b"ping").unwrap();
+///     assert_eq!(rx.get().unwrap(), b"ping");
+/// });
+/// ```
 #[derive(Clone)]
 pub struct UnixDatagram {
     inner: Arc<Conn<std::os::unix::net::UnixDatagram>>,
