@@ -30,7 +30,7 @@
 //!
 //! # Design
 //!
-//! A server is a shared [`Inner`]: the listener, the handler, and a `State`
+//! A server is a shared `Inner`: the listener, the handler, and a `State`
 //! under one lock. [`StreamServer::start`] spawns the *acceptor*, a greenlet
 //! that loops on `accept` and spawns one handler greenlet per connection.
 //! Every handler greenlet's closure carries a `Slot` guard; the guard is

@@ -22,7 +22,11 @@
 //! Readiness is `[tick | bits]` in one atomic: each event bumps the tick. A
 //! caller that saw readiness, tried the call and got `WouldBlock` clears the
 //! bit only if the tick has not moved since it looked, so an event that
-//! arrived in between is not lost.
+//! arrived in between is not lost. A stream read that fills less than its
+//! buffer has drained the socket and clears the bit the same way
+//! ([`Source::read_stream`]), so the next read waits for the next edge
+//! instead of paying a failing system call; `READ_CLOSED` (sticky, set on
+//! hang-up or error) turns that off once an EOF may be waiting.
 //!
 //! # Who owns what
 //!

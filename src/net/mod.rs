@@ -2,7 +2,7 @@
 //! blocking calls park only the calling greenlet.
 //!
 //! Every type wraps its `std` counterpart in non-blocking mode inside an
-//! [`io::Source`](crate::io), and runs each operation through the one
+//! `io::Source`, and runs each operation through the one
 //! "try, and on `WouldBlock` wait for readiness" path. Outside a greenlet
 //! (a plain thread, a thread-pool job) the same calls block the thread, as
 //! `std`'s do. Read and write timeouts are kept per socket and return
