@@ -45,8 +45,8 @@ compile_error!("greenlet supports Linux on x86_64 and aarch64 only");
 
 mod greenlet;
 mod hub;
-mod loom;
 mod io;
+mod loom;
 pub mod net;
 mod panic;
 pub mod pool;
