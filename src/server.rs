@@ -514,10 +514,14 @@ fn spawn_handler<L: Listener>(inner: &Arc<Inner<L>>, stream: L::Stream, peer: L:
         inner: inner.clone(),
         id,
     };
-    let spawned = crate::try_spawn(move || {
-        let slot = slot;
-        (slot.inner.handler)(stream, peer);
-    });
+    // Handlers live as long as their connection: spread them over the
+    // workers rather than leave them where the acceptor runs.
+    let spawned = crate::GreenletBuilder::new()
+        .spread(true)
+        .try_spawn(move || {
+            let slot = slot;
+            (slot.inner.handler)(stream, peer);
+        });
     match spawned {
         Ok(g) => {
             let mut st = inner.lock();

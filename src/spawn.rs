@@ -646,6 +646,7 @@ impl<T> Greenlet<T> {
 pub struct GreenletBuilder {
     name: Option<String>,
     stack_size: Option<usize>,
+    spread: bool,
 }
 
 impl GreenletBuilder {
@@ -663,6 +664,18 @@ impl GreenletBuilder {
     /// Sets its stack size in bytes (at least [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE)).
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Queues the greenlet on the runtime's workers in turn, instead of on
+    /// the spawning worker (where an idle worker may or may not steal it in
+    /// time). For long-lived greenlets spawned in a burst from one place,
+    /// like a server's connection handlers: since a started greenlet never
+    /// changes workers, where it starts is where it stays. It costs a
+    /// cross-thread hand-over per spawn, so short greenlets are better
+    /// spawned locally (the default).
+    pub fn spread(mut self, spread: bool) -> Self {
+        self.spread = spread;
         self
     }
 
@@ -700,8 +713,13 @@ impl GreenletBuilder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        let spread = self.spread;
         let g = self.new_cell(rt, false, f)?;
-        place(rt, g.cell.clone(), None);
+        if spread {
+            spread_over(rt, g.cell.clone());
+        } else {
+            place(rt, g.cell.clone(), None);
+        }
         Ok(g)
     }
 
@@ -838,6 +856,20 @@ fn place(rt: &Arc<RuntimeInner>, task: HeaderRef, at: Option<Instant>) {
             Some(at) => rt.some_worker().push_remote(Remote::SpawnLater(t, at)),
             None => rt.inject(t),
         }
+    }
+}
+
+/// Queues an unstarted greenlet on the next worker of `rt` in turn.
+fn spread_over(rt: &Arc<RuntimeInner>, task: HeaderRef) {
+    let worker = rt.some_worker();
+    let mut task = Some(task);
+    Driver::with(|d| {
+        if Arc::ptr_eq(&d.shared, worker) {
+            d.spawn(task.take().expect("placed once"));
+        }
+    });
+    if let Some(t) = task {
+        worker.push_remote(Remote::Spawn(t));
     }
 }
 

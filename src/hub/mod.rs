@@ -71,6 +71,9 @@ use timer::{Action, Timers};
 const EVENT_INTERVAL: u32 = 61;
 /// How long an idle worker watches for work before it sleeps in `epoll_wait`.
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
+/// A sleep ended by another thread's message within this counts as a quick
+/// answer (what turns the spin before sleeping on).
+const QUICK_ANSWER: Duration = Duration::from_micros(100);
 /// `fresh` is served first once every this many turns.
 const FRESH_INTERVAL: u8 = 16;
 /// How many times in a row the LIFO slot may jump the queue.
@@ -86,6 +89,8 @@ pub(crate) enum Remote {
     Release(Arc<crate::io::Shared>),
     /// Start this `spawn_later` greenlet at the deadline.
     SpawnLater(HeaderRef, Instant),
+    /// Queue this unstarted greenlet here (`GreenletBuilder::spread`).
+    Spawn(HeaderRef),
     /// The runtime is shutting down.
     Shutdown,
 }
@@ -190,6 +195,8 @@ pub(crate) struct Driver {
     shutting_down: Cell<bool>,
     /// Counted as drained by the runtime (during shutdown).
     drained: Cell<bool>,
+    /// Recent sleeps ended fast by work from other threads (0: none).
+    quick_answers: Cell<u8>,
 }
 
 thread_local! {
@@ -231,6 +238,7 @@ impl Driver {
             live: RefCell::new(Vec::new()),
             shutting_down: Cell::new(false),
             drained: Cell::new(false),
+            quick_answers: Cell::new(0),
         }
     }
 
@@ -451,14 +459,20 @@ impl Driver {
         events.clear();
     }
 
-    fn drain_remote(&self) {
+    /// Handles everything other threads sent; how many items there were.
+    fn drain_remote(&self) -> usize {
+        let mut n = 0;
         loop {
             match self.shared.remote.steal() {
-                Steal::Success(r) => self.on_remote(r),
+                Steal::Success(r) => {
+                    n += 1;
+                    self.on_remote(r);
+                }
                 Steal::Retry => continue,
                 Steal::Empty => break,
             }
         }
+        n
     }
 
     fn on_remote(&self, r: Remote) {
@@ -470,6 +484,7 @@ impl Driver {
             }
             Remote::Release(io) => drop(io),
             Remote::SpawnLater(task, at) => self.spawn_at(task, at),
+            Remote::Spawn(task) => self.spawn(task),
             Remote::Shutdown => self.begin_shutdown(),
         }
     }
@@ -555,8 +570,9 @@ impl Driver {
             } else {
                 rt.has_stealable()
             };
+        let slept = Instant::now();
         if !work_waiting {
-            let now = Instant::now();
+            let now = slept;
             self.fire_timers();
             if !self.has_local_work() {
                 let timeout = self.timers.borrow_mut().next_timeout(now);
@@ -564,7 +580,10 @@ impl Driver {
                 if quiet {
                     deadlock::enter_quiescent(&self.shared);
                 }
-                self.poll_io(timeout);
+                // The deadlock check may just have woken a greenlet of ours.
+                if !self.has_local_work() {
+                    self.poll_io(timeout);
+                }
                 if quiet {
                     deadlock::leave_quiescent(&self.shared);
                 }
@@ -572,7 +591,14 @@ impl Driver {
         }
         self.shared.sleeping.store(false, Ordering::SeqCst);
         rt.leave_idle(self.shared.index);
-        self.drain_remote();
+        let sent = self.drain_remote();
+        // Learn whether other workers answer fast (see `spin_for_work`).
+        let quick = sent > 0 && slept.elapsed() < QUICK_ANSWER;
+        self.quick_answers.set(if quick {
+            (self.quick_answers.get() + 1).min(8)
+        } else {
+            0
+        });
         self.fire_timers();
     }
 
@@ -580,12 +606,14 @@ impl Driver {
     /// deques for a few microseconds: a greenlet on another worker often
     /// answers that fast (a message ping-pong), and catching the answer here
     /// spares both sides the `eventfd` write and the `epoll_wait` return.
-    /// A lone worker does not spin (no other worker could send work so
-    /// soon). At most 20 µs of CPU per sleep: the price of answering a
-    /// cross-worker message in about a microsecond instead of five.
-    /// True if work came.
+    /// Only when the last sleep was ended that fast by work sent from
+    /// another thread: such a conversation is likely to go on, while a
+    /// worker that waits on I/O or timers gains nothing by spinning and
+    /// takes CPU from the threads that will produce its work. At most 20 µs
+    /// of CPU per sleep: the price of answering a cross-worker message in
+    /// about a microsecond instead of five. True if work came.
     fn spin_for_work(&self) -> bool {
-        if self.shutting_down.get() || self.rt.workers.len() == 1 {
+        if self.shutting_down.get() || self.rt.workers.len() == 1 || self.quick_answers.get() == 0 {
             return false;
         }
         let until = Instant::now() + SPIN_BEFORE_SLEEP;
