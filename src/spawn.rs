@@ -106,10 +106,15 @@ pub(crate) enum Link {
 }
 
 impl Link {
+    /// Delivers the news. A panicking callback is contained here (it has
+    /// been printed by the panic hook): it must not unwind through whatever
+    /// ended the greenlet, which may be the hub.
     fn fire(self) {
         match self {
             Link::Unpark(u) => u.unpark(),
-            Link::Call(f) => f(),
+            Link::Call(f) => {
+                let _ = catch_unwind(AssertUnwindSafe(f));
+            }
         }
     }
 }

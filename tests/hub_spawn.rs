@@ -356,3 +356,16 @@ fn link_is_called_once_when_the_greenlet_ends() {
         });
     });
 }
+
+#[test]
+fn a_panicking_link_callback_disturbs_nothing() {
+    guard(|| {
+        rt().run(|| {
+            let g = greenlet::spawn(|| 1);
+            g.link(|_| panic!("callback failed"));
+            assert_eq!(g.get(), Ok(&1));
+            // The hub still runs greenlets afterwards.
+            assert_eq!(greenlet::spawn(|| 2).get(), Ok(&2));
+        });
+    });
+}
