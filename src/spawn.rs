@@ -111,7 +111,7 @@ impl Link {
     /// ended the greenlet, which may be the hub.
     fn fire(self) {
         match self {
-            Link::Unpark(u) => u.unpark(),
+            Link::Unpark(u) => u.unpark_behind(),
             Link::Call(f) => {
                 let _ = catch_unwind(AssertUnwindSafe(f));
             }
