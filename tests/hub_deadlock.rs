@@ -78,6 +78,19 @@ fn a_plain_thread_that_can_still_act_is_not_a_deadlock() {
     println!("ok: a wake-up from a plain thread counts as possible");
 }
 
+fn a_pending_thread_pool_job_is_not_a_deadlock() {
+    let v = Builder::new().workers(2).run(|| {
+        // Nothing but the job can end this wait: it blocks a pool thread.
+        let job = greenlet::threadpool::spawn_blocking(|| {
+            std::thread::sleep(Duration::from_millis(200));
+            7
+        });
+        *job.get().unwrap()
+    });
+    assert_eq!(v, 7);
+    println!("ok: a pending thread-pool job is not a deadlock");
+}
+
 fn a_plain_thread_joining_forever_fails() {
     // No runtime here: the default one runs the greenlets.
     let a = deadlocked_pair();
@@ -94,6 +107,7 @@ fn main() {
     main_blocked_forever_fails_instead_of_hanging();
     a_pending_timer_is_not_a_deadlock();
     a_plain_thread_that_can_still_act_is_not_a_deadlock();
+    a_pending_thread_pool_job_is_not_a_deadlock();
     a_plain_thread_joining_forever_fails();
-    println!("4 passed, 0 failed");
+    println!("5 passed, 0 failed");
 }
