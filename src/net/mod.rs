@@ -11,6 +11,9 @@
 //! Names are resolved on the thread pool ([`lookup_host`]): `getaddrinfo`
 //! blocks and cannot be made readiness-based.
 
+#[macro_use]
+mod macros;
+
 mod addr;
 mod tcp;
 mod udp;

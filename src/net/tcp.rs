@@ -1,13 +1,13 @@
 //! TCP: `TcpListener` and `TcpStream`.
 
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::Conn;
 use super::addr::{ToSocketAddrs, each_addr};
-use super::{Conn, into_blocking};
 use crate::io::{Direction, Source};
 
 /// A TCP connection whose blocking calls park only the calling greenlet.
@@ -42,12 +42,6 @@ pub struct TcpStream {
 }
 
 impl TcpStream {
-    fn wrap(s: std::net::TcpStream) -> io::Result<TcpStream> {
-        Ok(TcpStream {
-            inner: Arc::new(Conn::new(s)?),
-        })
-    }
-
     /// Wraps a socket made with `SOCK_NONBLOCK`.
     fn wrap_nonblocking(s: std::net::TcpStream) -> TcpStream {
         TcpStream {
@@ -102,25 +96,9 @@ impl TcpStream {
         self.inner.get().nodelay()
     }
 
-    /// Sets the read timeout (`None`: wait for ever). Reads that time out
-    /// fail with `ErrorKind::TimedOut`.
-    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.inner.set_read_timeout(d)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        self.inner.read_timeout()
-    }
-
-    /// Sets the write timeout (`None`: wait for ever).
-    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.inner.set_write_timeout(d)
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        self.inner.write_timeout()
+    timeout_methods! {
+        /// Sets the read timeout (`None`: wait for ever). Reads that time out
+        /// fail with `ErrorKind::TimedOut`.
     }
 
     /// Sets `IP_TTL`.
@@ -299,98 +277,15 @@ pub(crate) fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::sock
     (storage, len as libc::socklen_t)
 }
 
-impl Read for TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
+stream_read_write!(TcpStream);
 
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Read for &TcpStream {
-    /// Reads what is there, parking until something is; an empty `buf`
-    /// returns `Ok(0)` at once.
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        self.inner.read_stream(buf.len(), |mut s| s.read(buf))
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        if bufs.iter().all(|b| b.is_empty()) {
-            return Ok(0);
-        }
-        let len = bufs.iter().map(|b| b.len()).sum();
-        self.inner.read_stream(len, |mut s| s.read_vectored(bufs))
-    }
-}
-
-impl Write for TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Write for &TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write_with(|mut s| s.write(buf))
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.inner.write_with(|mut s| s.write_vectored(bufs))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.src.fd()
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.src.get().as_fd()
-    }
-}
-
-impl std::fmt::Debug for TcpStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TcpStream")
-            .field("fd", &self.as_raw_fd())
-            .field("peer", &self.peer_addr().ok())
-            .finish()
-    }
-}
-
-impl From<std::net::TcpStream> for TcpStream {
-    /// Takes over a connected `std` stream (made non-blocking underneath).
-    fn from(s: std::net::TcpStream) -> TcpStream {
-        TcpStream::wrap(s).expect("cannot make a TCP socket non-blocking")
-    }
-}
-
-impl From<TcpStream> for std::net::TcpStream {
-    /// Hands the socket back in blocking mode (a duplicate if other clones
-    /// still use it).
-    fn from(s: TcpStream) -> std::net::TcpStream {
-        into_blocking(s.inner, |s| s.try_clone()).expect("cannot hand back a TCP socket")
-    }
-}
+socket_impls!(
+    conn TcpStream,
+    std::net::TcpStream,
+    "TCP socket",
+    "Takes over a connected `std` stream (made non-blocking underneath).",
+    "peer": peer_addr,
+);
 
 /// A TCP listening socket whose `accept` parks only the calling greenlet.
 ///
@@ -486,49 +381,10 @@ impl Iterator for Incoming<'_> {
     }
 }
 
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.fd()
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.get().as_fd()
-    }
-}
-
-impl std::fmt::Debug for TcpListener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TcpListener")
-            .field("fd", &self.as_raw_fd())
-            .field("addr", &self.local_addr().ok())
-            .finish()
-    }
-}
-
-impl From<std::net::TcpListener> for TcpListener {
-    /// Takes over a bound `std` listener (made non-blocking underneath).
-    fn from(l: std::net::TcpListener) -> TcpListener {
-        TcpListener {
-            inner: Arc::new(Source::new(l).expect("cannot make a TCP listener non-blocking")),
-        }
-    }
-}
-
-impl From<TcpListener> for std::net::TcpListener {
-    /// Hands the listener back in blocking mode (a duplicate if other clones
-    /// still use it).
-    fn from(l: TcpListener) -> std::net::TcpListener {
-        let std = match Arc::try_unwrap(l.inner) {
-            Ok(src) => src.into_inner(),
-            Err(shared) => shared
-                .get()
-                .try_clone()
-                .expect("cannot duplicate a TCP listener"),
-        };
-        std.set_nonblocking(false)
-            .expect("cannot make a TCP listener blocking");
-        std
-    }
-}
+socket_impls!(
+    listener TcpListener,
+    std::net::TcpListener,
+    "TCP listener",
+    "Takes over a bound `std` listener (made non-blocking underneath).",
+    "addr": local_addr,
+);

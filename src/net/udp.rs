@@ -2,12 +2,10 @@
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
-use std::time::Duration;
 
+use super::Conn;
 use super::addr::{ToSocketAddrs, each_addr};
-use super::{Conn, into_blocking};
 
 /// A UDP socket whose blocking calls park only the calling greenlet.
 ///
@@ -87,25 +85,7 @@ impl UdpSocket {
         Ok(self.clone())
     }
 
-    /// Sets the read timeout (`None`: wait for ever).
-    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.inner.set_read_timeout(d)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        self.inner.read_timeout()
-    }
-
-    /// Sets the write timeout (`None`: wait for ever).
-    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.inner.set_write_timeout(d)
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        self.inner.write_timeout()
-    }
+    timeout_methods!();
 
     /// Sets `SO_BROADCAST`.
     pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
@@ -190,40 +170,10 @@ impl UdpSocket {
     }
 }
 
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.src.fd()
-    }
-}
-
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.get().as_fd()
-    }
-}
-
-impl std::fmt::Debug for UdpSocket {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UdpSocket")
-            .field("fd", &self.as_raw_fd())
-            .field("addr", &self.local_addr().ok())
-            .finish()
-    }
-}
-
-impl From<std::net::UdpSocket> for UdpSocket {
-    /// Takes over a bound `std` socket (made non-blocking underneath).
-    fn from(s: std::net::UdpSocket) -> UdpSocket {
-        UdpSocket {
-            inner: Arc::new(Conn::new(s).expect("cannot make a UDP socket non-blocking")),
-        }
-    }
-}
-
-impl From<UdpSocket> for std::net::UdpSocket {
-    /// Hands the socket back in blocking mode (a duplicate if other clones
-    /// still use it).
-    fn from(s: UdpSocket) -> std::net::UdpSocket {
-        into_blocking(s.inner, |s| s.try_clone()).expect("cannot hand back a UDP socket")
-    }
-}
+socket_impls!(
+    conn UdpSocket,
+    std::net::UdpSocket,
+    "UDP socket",
+    "Takes over a bound `std` socket (made non-blocking underneath).",
+    "addr": local_addr,
+);

@@ -1,14 +1,13 @@
 //! Unix domain sockets: `UnixListener`, `UnixStream`, `UnixDatagram`.
 
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Conn, into_blocking};
+use super::Conn;
 use crate::io::{Direction, Source};
 
 /// A Unix stream socket whose blocking calls park only the calling greenlet.
@@ -89,25 +88,7 @@ impl UnixStream {
         Ok(self.clone())
     }
 
-    /// Sets the read timeout (`None`: wait for ever).
-    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.inner.set_read_timeout(d)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        self.inner.read_timeout()
-    }
-
-    /// Sets the write timeout (`None`: wait for ever).
-    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.inner.set_write_timeout(d)
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        self.inner.write_timeout()
-    }
+    timeout_methods!();
 
     /// Takes the pending socket error (`SO_ERROR`).
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
@@ -122,62 +103,7 @@ impl UnixStream {
     }
 }
 
-impl Read for UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Read for &UnixStream {
-    /// Reads what is there, parking until something is; an empty `buf`
-    /// returns `Ok(0)` at once.
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        self.inner.read_stream(buf.len(), |mut s| s.read(buf))
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        if bufs.iter().all(|b| b.is_empty()) {
-            return Ok(0);
-        }
-        let len = bufs.iter().map(|b| b.len()).sum();
-        self.inner.read_stream(len, |mut s| s.read_vectored(bufs))
-    }
-}
-
-impl Write for UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Write for &UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write_with(|mut s| s.write(buf))
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.inner.write_with(|mut s| s.write_vectored(bufs))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+stream_read_write!(UnixStream);
 
 /// A Unix listening socket whose `accept` parks only the calling greenlet.
 ///
@@ -363,25 +289,7 @@ impl UnixDatagram {
         Ok(self.clone())
     }
 
-    /// Sets the read timeout (`None`: wait for ever).
-    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.inner.set_read_timeout(d)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        self.inner.read_timeout()
-    }
-
-    /// Sets the write timeout (`None`: wait for ever).
-    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.inner.set_write_timeout(d)
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        self.inner.write_timeout()
-    }
+    timeout_methods!();
 
     /// Takes the pending socket error (`SO_ERROR`).
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
@@ -396,87 +304,21 @@ impl UnixDatagram {
     }
 }
 
-macro_rules! fd_and_std_conversions {
-    ($green:ident, $std:ty, $what:literal, |$s:ident| $wrap:expr) => {
-        impl AsRawFd for $green {
-            fn as_raw_fd(&self) -> RawFd {
-                self.inner.get().as_raw_fd()
-            }
-        }
-
-        impl AsFd for $green {
-            fn as_fd(&self) -> BorrowedFd<'_> {
-                self.inner.get().as_fd()
-            }
-        }
-
-        impl std::fmt::Debug for $green {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct(stringify!($green))
-                    .field("fd", &self.as_raw_fd())
-                    .finish()
-            }
-        }
-
-        impl From<$std> for $green {
-            /// Takes over a `std` socket (made non-blocking underneath).
-            fn from($s: $std) -> $green {
-                $wrap.expect(concat!("cannot make a ", $what, " non-blocking"))
-            }
-        }
-    };
-}
-
-fd_and_std_conversions!(
-    UnixStream,
+socket_impls!(
+    conn UnixStream,
     std::os::unix::net::UnixStream,
     "Unix stream",
-    |s| { UnixStream::wrap(s) }
+    "Takes over a `std` socket (made non-blocking underneath).",
 );
-fd_and_std_conversions!(
-    UnixDatagram,
+socket_impls!(
+    conn UnixDatagram,
     std::os::unix::net::UnixDatagram,
     "Unix datagram socket",
-    |s| UnixDatagram::wrap(s)
+    "Takes over a `std` socket (made non-blocking underneath).",
 );
-fd_and_std_conversions!(
-    UnixListener,
+socket_impls!(
+    listener UnixListener,
     std::os::unix::net::UnixListener,
     "Unix listener",
-    |s| Source::new(s).map(|src| UnixListener {
-        inner: Arc::new(src)
-    })
+    "Takes over a `std` socket (made non-blocking underneath).",
 );
-
-impl From<UnixStream> for std::os::unix::net::UnixStream {
-    /// Hands the socket back in blocking mode (a duplicate if other clones
-    /// still use it).
-    fn from(s: UnixStream) -> Self {
-        into_blocking(s.inner, |s| s.try_clone()).expect("cannot hand back a Unix stream")
-    }
-}
-
-impl From<UnixDatagram> for std::os::unix::net::UnixDatagram {
-    /// Hands the socket back in blocking mode (a duplicate if other clones
-    /// still use it).
-    fn from(s: UnixDatagram) -> Self {
-        into_blocking(s.inner, |s| s.try_clone()).expect("cannot hand back a Unix datagram socket")
-    }
-}
-
-impl From<UnixListener> for std::os::unix::net::UnixListener {
-    /// Hands the listener back in blocking mode (a duplicate if other clones
-    /// still use it).
-    fn from(l: UnixListener) -> Self {
-        let std = match Arc::try_unwrap(l.inner) {
-            Ok(src) => src.into_inner(),
-            Err(shared) => shared
-                .get()
-                .try_clone()
-                .expect("cannot duplicate a Unix listener"),
-        };
-        std.set_nonblocking(false)
-            .expect("cannot make a Unix listener blocking");
-        std
-    }
-}
