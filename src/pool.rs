@@ -32,11 +32,11 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::loom::{Mutex, Unparker, lock};
+use crate::loom::{Mutex, lock};
 use crate::queue::Queue;
 use crate::spawn::{Greenlet, GreenletError, Link, add_link};
 use crate::sync::Semaphore;
-use crate::sync::waitlist::{WaitList, Wakeups, deadline_in, wait};
+use crate::sync::waitlist::{WaitList, Wakeups, deadline_in, wait_ready};
 
 /// How many tasks a [`Group`]'s `map` family keeps in flight.
 pub const GROUP_WINDOW: usize = 1024;
@@ -231,22 +231,12 @@ impl Group {
     }
 
     fn join_until(&self, deadline: Option<Instant>) -> bool {
-        let key = {
-            let mut s = lock(&self.inner.state);
-            if s.members.is_empty() {
-                return true;
-            }
-            s.joiners.push(Unparker::current(), ())
-        };
-        wait(
+        wait_ready(
             &self.inner.state,
-            key,
             deadline,
             |s| &mut s.joiners,
-            |_, ()| (),
-            |_, _, ()| Wakeups::new(),
+            |s| s.members.is_empty(),
         )
-        .is_some()
     }
 
     /// Waits until every member has ended.

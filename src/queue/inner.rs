@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use super::{GetError, PutError};
 use crate::loom::{Mutex, Unparker, lock};
-use crate::sync::waitlist::{Status, WaitList, Wakeups, wait};
+use crate::sync::waitlist::{Status, WaitList, Wakeups, wait, wait_notified, wait_ready};
 
 /// How a queue orders its items.
 pub(crate) trait Store: Default {
@@ -337,15 +337,7 @@ impl<T, S: Store<Item = T>> Inner<T, S> {
                 }
                 s.peekers.push(Unparker::current(), ())
             };
-            let woken = wait(
-                &self.state,
-                key,
-                deadline,
-                |s| &mut s.peekers,
-                |_, ()| (),
-                |_, _, ()| Wakeups::new(),
-            );
-            if woken.is_none() {
+            if !wait_notified(&self.state, key, deadline, |s| &mut s.peekers) {
                 return Err(GetError::Timeout);
             }
         }
@@ -368,22 +360,12 @@ impl<T, S: Store<Item = T>> Inner<T, S> {
     }
 
     pub(crate) fn join(&self, deadline: Option<Instant>) -> bool {
-        let key = {
-            let mut s = lock(&self.state);
-            if s.unfinished == 0 {
-                return true;
-            }
-            s.joiners.push(Unparker::current(), ())
-        };
-        wait(
+        wait_ready(
             &self.state,
-            key,
             deadline,
             |s| &mut s.joiners,
-            |_, ()| (),
-            |_, _, ()| Wakeups::new(),
+            |s| s.unfinished == 0,
         )
-        .is_some()
     }
 
     pub(crate) fn close(&self) {

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::waitlist::{Status, WaitList, Wakeups, deadline_in, wait};
+use super::waitlist::{Status, WaitList, Wakeups, deadline_in, wait, wait_ready};
 use crate::loom::{Mutex, Unparker, lock};
 
 struct BarrierState {
@@ -188,22 +188,7 @@ impl WaitGroup {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        let key = {
-            let mut s = lock(&self.state);
-            if s.count == 0 {
-                return true;
-            }
-            s.waiters.push(Unparker::current(), ())
-        };
-        wait(
-            &self.state,
-            key,
-            deadline,
-            |s| &mut s.waiters,
-            |_, ()| (),
-            |_, _, ()| Wakeups::new(),
-        )
-        .is_some()
+        wait_ready(&self.state, deadline, |s| &mut s.waiters, |s| s.count == 0)
     }
 
     /// Waits until the count is zero.

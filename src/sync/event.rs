@@ -9,8 +9,8 @@ use std::fmt;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::waitlist::{WaitList, Wakeups, deadline_in, wait};
-use crate::loom::{Mutex, Unparker, lock};
+use super::waitlist::{WaitList, deadline_in, wait_ready};
+use crate::loom::{Mutex, lock};
 
 struct State {
     set: bool,
@@ -74,22 +74,7 @@ impl Event {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        let key = {
-            let mut s = lock(&self.state);
-            if s.set {
-                return true;
-            }
-            s.waiters.push(Unparker::current(), ())
-        };
-        wait(
-            &self.state,
-            key,
-            deadline,
-            |s| &mut s.waiters,
-            |_, ()| (),
-            |_, _, ()| Wakeups::new(),
-        )
-        .is_some()
+        wait_ready(&self.state, deadline, |s| &mut s.waiters, |s| s.set)
     }
 
     /// Waits until the flag is set (returns at once if it is).
@@ -203,22 +188,12 @@ impl<T, E> AsyncResult<T, E> {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        let key = {
-            let mut w = lock(&self.waiters);
-            if self.value.get().is_some() {
-                return true;
-            }
-            w.push(Unparker::current(), ())
-        };
-        wait(
+        wait_ready(
             &self.waiters,
-            key,
             deadline,
             |w| w,
-            |_, ()| (),
-            |_, _, ()| Wakeups::new(),
+            |_| self.value.get().is_some(),
         )
-        .is_some()
     }
 
     /// Waits for the result and returns it.

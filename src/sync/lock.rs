@@ -16,8 +16,8 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
-use super::waitlist::{Status, WaitList, Wakeups, deadline_in, wait};
-use crate::loom::{Mutex, Unparker, lock};
+use super::waitlist::{WaitList, Wakeups, acquire, deadline_in};
+use crate::loom::{Mutex, lock};
 
 struct State {
     locked: bool,
@@ -25,6 +25,14 @@ struct State {
 }
 
 impl State {
+    fn try_lock(&mut self) -> bool {
+        if self.locked {
+            return false;
+        }
+        self.locked = true;
+        true
+    }
+
     fn unlock(&mut self) -> Wakeups {
         match self.waiters.notify_one() {
             // Stays locked: ownership moves to the waiter.
@@ -96,27 +104,16 @@ impl<T> Lock<T> {
 
 impl<T: ?Sized> Lock<T> {
     fn lock_until(&self, deadline: Option<Instant>) -> Option<LockGuard<'_, T>> {
-        let key = {
-            let mut s = lock(&self.state);
-            if !s.locked {
-                s.locked = true;
-                return Some(self.guard());
-            }
-            s.waiters.push(Unparker::current(), ())
-        };
-        wait(
+        acquire(
             &self.state,
-            key,
             deadline,
             |s| &mut s.waiters,
-            |_, ()| (),
-            |s, status, ()| match status {
-                Status::Waiting => Wakeups::new(),
-                // Handed the lock, but leaving: pass it on.
-                Status::Notified => s.unlock(),
-            },
+            State::try_lock,
+            (),
+            // Handed the lock, but leaving: pass it on.
+            State::unlock,
         )
-        .map(|()| self.guard())
+        .then(|| self.guard())
     }
 
     fn guard(&self) -> LockGuard<'_, T> {
@@ -141,12 +138,7 @@ impl<T: ?Sized> Lock<T> {
 
     /// Takes the lock if it is free now.
     pub fn try_lock(&self) -> Option<LockGuard<'_, T>> {
-        let mut s = lock(&self.state);
-        if s.locked {
-            return None;
-        }
-        s.locked = true;
-        Some(self.guard())
+        lock(&self.state).try_lock().then(|| self.guard())
     }
 
     /// True while someone holds the lock.
@@ -242,6 +234,16 @@ struct RState {
 }
 
 impl RState {
+    /// Takes the lock if it is free, or again if `me` holds it.
+    fn try_lock(&mut self, me: u64) -> bool {
+        if self.owner != 0 && self.owner != me {
+            return false;
+        }
+        self.owner = me;
+        self.depth += 1;
+        true
+    }
+
     fn unlock_fully(&mut self) -> Wakeups {
         match self.waiters.notify_one_with(|id| *id) {
             Some((id, u)) => {
@@ -303,27 +305,15 @@ impl<T> RLock<T> {
 impl<T: ?Sized> RLock<T> {
     fn lock_until(&self, deadline: Option<Instant>) -> Option<RLockGuard<'_, T>> {
         let me = owner_id();
-        let key = {
-            let mut s = lock(&self.state);
-            if s.owner == 0 || s.owner == me {
-                s.owner = me;
-                s.depth += 1;
-                return Some(self.guard());
-            }
-            s.waiters.push(Unparker::current(), me)
-        };
-        wait(
+        acquire(
             &self.state,
-            key,
             deadline,
             |s| &mut s.waiters,
-            |_, _| (),
-            |s, status, _| match status {
-                Status::Waiting => Wakeups::new(),
-                Status::Notified => s.unlock_fully(),
-            },
+            |s| s.try_lock(me),
+            me,
+            RState::unlock_fully,
         )
-        .map(|()| self.guard())
+        .then(|| self.guard())
     }
 
     fn guard(&self) -> RLockGuard<'_, T> {
@@ -347,13 +337,7 @@ impl<T: ?Sized> RLock<T> {
     /// Takes the lock if it is free or the caller holds it.
     pub fn try_lock(&self) -> Option<RLockGuard<'_, T>> {
         let me = owner_id();
-        let mut s = lock(&self.state);
-        if s.owner != 0 && s.owner != me {
-            return None;
-        }
-        s.owner = me;
-        s.depth += 1;
-        Some(self.guard())
+        lock(&self.state).try_lock(me).then(|| self.guard())
     }
 
     /// True while someone holds the lock.

@@ -9,8 +9,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::waitlist::{Status, WaitList, Wakeups, deadline_in, wait};
-use crate::loom::{Mutex, Unparker, lock};
+use super::waitlist::{WaitList, Wakeups, acquire, deadline_in};
+use crate::loom::{Mutex, lock};
 
 struct State {
     permits: usize,
@@ -20,6 +20,14 @@ struct State {
 }
 
 impl State {
+    fn try_acquire(&mut self) -> bool {
+        if self.permits == 0 {
+            return false;
+        }
+        self.permits -= 1;
+        true
+    }
+
     /// Returns a permit: to the first waiter if there is one.
     fn release(&mut self) -> Result<Wakeups, ReleaseError> {
         if let Some(u) = self.waiters.notify_one() {
@@ -50,37 +58,19 @@ impl Inner {
     }
 
     fn try_acquire(&self) -> bool {
-        let mut s = lock(&self.state);
-        if s.permits > 0 {
-            s.permits -= 1;
-            true
-        } else {
-            false
-        }
+        lock(&self.state).try_acquire()
     }
 
     fn acquire_until(&self, deadline: Option<std::time::Instant>) -> bool {
-        let key = {
-            let mut s = lock(&self.state);
-            if s.permits > 0 {
-                s.permits -= 1;
-                return true;
-            }
-            s.waiters.push(Unparker::current(), ())
-        };
-        wait(
+        acquire(
             &self.state,
-            key,
             deadline,
             |s| &mut s.waiters,
-            |_, ()| (),
-            |s, status, ()| match status {
-                Status::Waiting => Wakeups::new(),
-                // Handed a permit we will not use: pass it on.
-                Status::Notified => s.release().unwrap_or_else(|_| Wakeups::new()),
-            },
+            State::try_acquire,
+            (),
+            // Handed a permit we will not use: pass it on.
+            |s| s.release().unwrap_or_else(|_| Wakeups::new()),
         )
-        .is_some()
     }
 
     fn release(&self) -> Result<(), ReleaseError> {

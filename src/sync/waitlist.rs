@@ -32,6 +32,11 @@
 //! A timed-out waiter decides under the lock: a node found `Notified` when
 //! the deadline passes still counts as served.
 //!
+//! Two shapes of waiting recur, and have their helpers on top of [`wait`]:
+//! [`acquire`], for what a release hands over whole to one waiter (a lock, a
+//! permit), and [`wait_ready`], for broadcasts that grant nothing (an event
+//! being set, a count reaching zero).
+//!
 //! Nodes live in a slab inside the list (on the heap, never on a greenlet's
 //! stack); a [`Key`] names one with a generation, so a stale key cannot reach
 //! a reused slot.
@@ -365,6 +370,82 @@ where
             return None;
         }
     }
+}
+
+/// Takes something a release hands over whole (a lock, a permit): at once if
+/// `try_take` can take it (under the lock), else by queueing a node with
+/// `payload` and [`wait`]ing until a release hands it to this waiter. True if
+/// taken, false if `deadline` passed first.
+///
+/// A waiter that was handed it but leaves (killed, or timed out as it was
+/// handed over) gives it back through `pass_on`, which says whom to wake; one
+/// still waiting has nothing to undo.
+pub(crate) fn acquire<S, P>(
+    mutex: &Mutex<S>,
+    deadline: Option<Instant>,
+    list: impl Fn(&mut S) -> &mut WaitList<P>,
+    try_take: impl FnOnce(&mut S) -> bool,
+    payload: P,
+    mut pass_on: impl FnMut(&mut S) -> Wakeups,
+) -> bool {
+    let key = {
+        let mut s = lock(mutex);
+        if try_take(&mut s) {
+            return true;
+        }
+        list(&mut s).push(Unparker::current(), payload)
+    };
+    wait(
+        mutex,
+        key,
+        deadline,
+        list,
+        |_, _| (),
+        |s, status, _| match status {
+            Status::Waiting => Wakeups::new(),
+            Status::Notified => pass_on(s),
+        },
+    )
+    .is_some()
+}
+
+/// Waits on a broadcast list, where a notification grants nothing (every
+/// waiter is woken by `notify_all` and looks at the state again), so a
+/// waiter that leaves has nothing to undo: true at once if `ready` (checked
+/// under the lock), else once notified; false if `deadline` passed first.
+pub(crate) fn wait_ready<S>(
+    mutex: &Mutex<S>,
+    deadline: Option<Instant>,
+    list: impl Fn(&mut S) -> &mut WaitList,
+    ready: impl FnOnce(&mut S) -> bool,
+) -> bool {
+    let key = {
+        let mut s = lock(mutex);
+        if ready(&mut s) {
+            return true;
+        }
+        list(&mut s).push(Unparker::current(), ())
+    };
+    wait_notified(mutex, key, deadline, list)
+}
+
+/// [`wait`] for a node `key` of a broadcast list (see [`wait_ready`]): true
+/// once notified, false if `deadline` passed first.
+pub(crate) fn wait_notified<S>(
+    mutex: &Mutex<S>,
+    key: Key,
+    deadline: Option<Instant>,
+    list: impl Fn(&mut S) -> &mut WaitList,
+) -> bool {
+    wait(
+        mutex,
+        key,
+        deadline,
+        list,
+        |_, ()| (),
+        |_, _, ()| Wakeups::new(),
+    )
+    .is_some()
 }
 
 /// The deadline `timeout` from now (`None`: too far to say, so never).
