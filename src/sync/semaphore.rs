@@ -88,6 +88,66 @@ impl Inner {
     }
 }
 
+/// The methods and `Debug` of [`Semaphore`] and [`BoundedSemaphore`], which
+/// differ only in `new` and `release` (and in the docs of `available` and
+/// `locked`, given here).
+macro_rules! semaphore_methods {
+    ($name:ident, $available_doc:literal, $locked_doc:literal $(,)?) => {
+        impl $name {
+            /// Takes a permit, waiting as long as it takes.
+            pub fn acquire(&self) {
+                self.inner.acquire_until(None);
+            }
+
+            /// Takes a permit, waiting at most `timeout`; true if it got one.
+            pub fn acquire_timeout(&self, timeout: Duration) -> bool {
+                self.inner.acquire_until(deadline_in(timeout))
+            }
+
+            /// Takes a permit if one is free now.
+            pub fn try_acquire(&self) -> bool {
+                self.inner.try_acquire()
+            }
+
+            /// Takes a permit and returns a guard that releases it when dropped.
+            pub fn access(&self) -> SemaphoreGuard<'_> {
+                self.acquire();
+                SemaphoreGuard { inner: &self.inner }
+            }
+
+            /// [`access`](Self::access), waiting at most `timeout`.
+            pub fn access_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
+                self.acquire_timeout(timeout)
+                    .then(|| SemaphoreGuard { inner: &self.inner })
+            }
+
+            #[doc = $available_doc]
+            pub fn available(&self) -> usize {
+                self.inner.available()
+            }
+
+            #[doc = $locked_doc]
+            pub fn locked(&self) -> bool {
+                self.available() == 0
+            }
+
+            /// How many are waiting for a permit.
+            pub fn waiters(&self) -> usize {
+                self.inner.waiters()
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("available", &self.available())
+                    .field("waiters", &self.waiters())
+                    .finish()
+            }
+        }
+    };
+}
+
 /// A counting semaphore (gevent's `Semaphore`): `acquire` takes a permit,
 /// waiting (parking a greenlet, blocking a plain thread) while there is
 /// none; `release` gives one back. Waiters are served in FIFO order.
@@ -124,63 +184,18 @@ impl Semaphore {
         }
     }
 
-    /// Takes a permit, waiting as long as it takes.
-    pub fn acquire(&self) {
-        self.inner.acquire_until(None);
-    }
-
-    /// Takes a permit, waiting at most `timeout`; true if it got one.
-    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
-        self.inner.acquire_until(deadline_in(timeout))
-    }
-
-    /// Takes a permit if one is free now.
-    pub fn try_acquire(&self) -> bool {
-        self.inner.try_acquire()
-    }
-
     /// Gives a permit back (to the first waiter, if any). A plain semaphore
     /// has no upper bound: releasing more than was acquired adds permits.
     pub fn release(&self) {
         let _ = self.inner.release();
     }
-
-    /// Takes a permit and returns a guard that releases it when dropped.
-    pub fn access(&self) -> SemaphoreGuard<'_> {
-        self.acquire();
-        SemaphoreGuard { inner: &self.inner }
-    }
-
-    /// [`access`](Self::access), waiting at most `timeout`.
-    pub fn access_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
-        self.acquire_timeout(timeout)
-            .then(|| SemaphoreGuard { inner: &self.inner })
-    }
-
-    /// Free permits now (gevent's `counter`).
-    pub fn available(&self) -> usize {
-        self.inner.available()
-    }
-
-    /// True if no permit is free (gevent's `locked`).
-    pub fn locked(&self) -> bool {
-        self.available() == 0
-    }
-
-    /// How many are waiting for a permit.
-    pub fn waiters(&self) -> usize {
-        self.inner.waiters()
-    }
 }
 
-impl fmt::Debug for Semaphore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Semaphore")
-            .field("available", &self.available())
-            .field("waiters", &self.waiters())
-            .finish()
-    }
-}
+semaphore_methods!(
+    Semaphore,
+    "Free permits now (gevent's `counter`).",
+    "True if no permit is free (gevent's `locked`).",
+);
 
 /// Releasing a [`BoundedSemaphore`] past its initial count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,62 +232,17 @@ impl BoundedSemaphore {
         }
     }
 
-    /// Takes a permit, waiting as long as it takes.
-    pub fn acquire(&self) {
-        self.inner.acquire_until(None);
-    }
-
-    /// Takes a permit, waiting at most `timeout`; true if it got one.
-    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
-        self.inner.acquire_until(deadline_in(timeout))
-    }
-
-    /// Takes a permit if one is free now.
-    pub fn try_acquire(&self) -> bool {
-        self.inner.try_acquire()
-    }
-
     /// Gives a permit back; an error if all permits are already free.
     pub fn release(&self) -> Result<(), ReleaseError> {
         self.inner.release()
     }
-
-    /// Takes a permit and returns a guard that releases it when dropped.
-    pub fn access(&self) -> SemaphoreGuard<'_> {
-        self.acquire();
-        SemaphoreGuard { inner: &self.inner }
-    }
-
-    /// [`access`](Self::access), waiting at most `timeout`.
-    pub fn access_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
-        self.acquire_timeout(timeout)
-            .then(|| SemaphoreGuard { inner: &self.inner })
-    }
-
-    /// Free permits now.
-    pub fn available(&self) -> usize {
-        self.inner.available()
-    }
-
-    /// True if no permit is free.
-    pub fn locked(&self) -> bool {
-        self.available() == 0
-    }
-
-    /// How many are waiting for a permit.
-    pub fn waiters(&self) -> usize {
-        self.inner.waiters()
-    }
 }
 
-impl fmt::Debug for BoundedSemaphore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BoundedSemaphore")
-            .field("available", &self.available())
-            .field("waiters", &self.waiters())
-            .finish()
-    }
-}
+semaphore_methods!(
+    BoundedSemaphore,
+    "Free permits now.",
+    "True if no permit is free.",
+);
 
 /// A permit of a [`Semaphore`] or [`BoundedSemaphore`], released on drop.
 #[must_use = "the permit is released when the guard is dropped"]
