@@ -199,11 +199,8 @@ impl Group {
         R: Send + 'static,
     {
         Imap {
-            group: self.clone(),
-            f: Arc::new(f),
-            input: items.into_iter(),
+            feed: Feed::new(self, f, items),
             pending: VecDeque::new(),
-            window: self.window(),
         }
     }
 
@@ -216,13 +213,10 @@ impl Group {
         R: Send + 'static,
     {
         ImapUnordered {
-            group: self.clone(),
-            f: Arc::new(f),
-            input: items.into_iter(),
+            feed: Feed::new(self, f, items),
             pending: HashMap::new(),
             done: Arc::new(Queue::new()),
             next_id: 0,
-            window: self.window(),
         }
     }
 
@@ -388,13 +382,46 @@ impl fmt::Debug for Pool {
     }
 }
 
-/// The iterator of [`Group::imap`]: results in input order.
-pub struct Imap<It, R, F> {
+/// Where the `map` family's tasks come from: the input, pulled lazily, and
+/// the function each item is run with, in the group's greenlets.
+struct Feed<It, F> {
     group: Group,
     f: Arc<F>,
     input: It,
-    pending: VecDeque<Greenlet<R>>,
+    /// The most tasks in flight.
     window: usize,
+}
+
+impl<It: Iterator, F> Feed<It, F> {
+    fn new<I: IntoIterator<IntoIter = It>>(group: &Group, f: F, items: I) -> Self {
+        Feed {
+            group: group.clone(),
+            f: Arc::new(f),
+            input: items.into_iter(),
+            window: group.window(),
+        }
+    }
+
+    /// Starts the tasks of the next items, as many as the window has room
+    /// for beside the `in_flight` ones (fewer if the input ends).
+    fn start<R>(&mut self, in_flight: usize) -> impl Iterator<Item = Greenlet<R>>
+    where
+        It::Item: Send + 'static,
+        F: Fn(It::Item) -> R + Send + Sync + 'static,
+        R: Send + 'static,
+    {
+        let room = self.window.saturating_sub(in_flight);
+        (&mut self.input).take(room).map(|item| {
+            let f = self.f.clone();
+            self.group.spawn(move || f(item))
+        })
+    }
+}
+
+/// The iterator of [`Group::imap`]: results in input order.
+pub struct Imap<It, R, F> {
+    feed: Feed<It, F>,
+    pending: VecDeque<Greenlet<R>>,
 }
 
 impl<It, R, F> Iterator for Imap<It, R, F>
@@ -407,11 +434,7 @@ where
     type Item = Result<R, GreenletError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while self.pending.len() < self.window {
-            let Some(item) = self.input.next() else { break };
-            let f = self.f.clone();
-            self.pending.push_back(self.group.spawn(move || f(item)));
-        }
+        self.pending.extend(self.feed.start(self.pending.len()));
         self.pending.pop_front().map(take_result)
     }
 }
@@ -426,14 +449,11 @@ impl<It, R, F> fmt::Debug for Imap<It, R, F> {
 
 /// The iterator of [`Group::imap_unordered`]: results as tasks finish.
 pub struct ImapUnordered<It, R, F> {
-    group: Group,
-    f: Arc<F>,
-    input: It,
+    feed: Feed<It, F>,
     pending: HashMap<u64, Greenlet<R>>,
     /// Ids of finished tasks, pushed by their links.
     done: Arc<Queue<u64>>,
     next_id: u64,
-    window: usize,
 }
 
 impl<It, R, F> Iterator for ImapUnordered<It, R, F>
@@ -446,10 +466,7 @@ where
     type Item = Result<R, GreenletError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while self.pending.len() < self.window {
-            let Some(item) = self.input.next() else { break };
-            let f = self.f.clone();
-            let g = self.group.spawn(move || f(item));
+        for g in self.feed.start(self.pending.len()) {
             let id = self.next_id;
             self.next_id += 1;
             let done = self.done.clone();
