@@ -222,6 +222,15 @@ unsafe fn cell<T, F>(h: &Header) -> &TaskCell<T, F> {
     unsafe { &*(h as *const Header).cast::<TaskCell<T, F>>() }
 }
 
+// The five functions below are the `VTable` entries of a `TaskCell<T, F>`.
+// Their shared contract (see `VTable`): the header belongs to a
+// `TaskCell<T, F>` of exactly these types, and the caller holds the claim or
+// the thread each entry asks for.
+
+/// Creates the coroutine of a claimed, unstarted greenlet.
+///
+/// # Safety
+/// See above; on the thread that will run it.
 unsafe fn start<T: 'static, F: FnOnce() -> T + 'static>(task: HeaderRef) -> bool {
     // SAFETY: the vtable was made for this cell type.
     let c = unsafe { cell::<T, F>(&task) };
@@ -308,6 +317,10 @@ pub(crate) fn panic_message(p: &Payload) -> String {
     }
 }
 
+/// Runs a claimed, unstarted greenlet's closure on the caller's stack.
+///
+/// # Safety
+/// See above.
 unsafe fn run_here<T: 'static, F: FnOnce() -> T + 'static>(task: HeaderRef) {
     // SAFETY: the vtable was made for this cell type, and the caller claimed
     // the greenlet, so the closure is ours.
@@ -317,6 +330,10 @@ unsafe fn run_here<T: 'static, F: FnOnce() -> T + 'static>(task: HeaderRef) {
     complete::<T>(&task, result);
 }
 
+/// Completes a claimed, unstarted greenlet as killed.
+///
+/// # Safety
+/// See above.
 unsafe fn cancel_claimed<T: 'static, F: FnOnce() -> T + 'static>(h: &Header) {
     // SAFETY: the vtable was made for this cell type.
     let c = unsafe { cell::<T, F>(h) };
@@ -327,12 +344,21 @@ unsafe fn cancel_claimed<T: 'static, F: FnOnce() -> T + 'static>(h: &Header) {
     complete::<T>(h, Err(GreenletError::Killed));
 }
 
+/// Drops the closure if it is still there.
+///
+/// # Safety
+/// See above; the caller owns the closure slot (it claimed the greenlet, or
+/// runs on the thread of a `spawn_local` one).
 unsafe fn drop_func<T: 'static, F: FnOnce() -> T + 'static>(h: &Header) {
     // SAFETY: the caller owns the closure slot (claimed it, or is the
     // greenlet's own thread for a local closure left by a remote cancel).
     unsafe { drop((*cell::<T, F>(h).func.get()).take()) };
 }
 
+/// Frees the cell.
+///
+/// # Safety
+/// See above; `p` is the last reference.
 unsafe fn dealloc<T: 'static, F: FnOnce() -> T + 'static>(p: NonNull<Header>) {
     // SAFETY: task cells are made by `new_cell` with Box::into_raw; this is
     // the last reference.
