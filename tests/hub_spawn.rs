@@ -369,3 +369,35 @@ fn a_panicking_link_callback_disturbs_nothing() {
         });
     });
 }
+
+#[test]
+fn spread_starts_greenlets_on_every_worker() {
+    guard(|| {
+        rt().run(|| {
+            let gs: Vec<_> = (0..8)
+                .map(|_| {
+                    GreenletBuilder::new()
+                        .spread(true)
+                        .spawn(|| std::thread::current().id())
+                })
+                .collect();
+            let mut threads: Vec<_> = gs.iter().map(|g| *g.get().unwrap()).collect();
+            threads.sort_by_key(|t| format!("{t:?}"));
+            threads.dedup();
+            assert_eq!(threads.len(), 2, "both workers got greenlets");
+        });
+    });
+}
+
+#[test]
+fn a_joiner_resumes_behind_the_greenlets_already_runnable() {
+    guard(|| {
+        Builder::new().workers(1).run(|| {
+            // As in gevent: when the first ends, the joiner is queued behind
+            // the other two, so it finds them finished too.
+            let gs: Vec<_> = (0..3).map(|i| greenlet::spawn(move || i)).collect();
+            gs[0].join();
+            assert!(gs[1].ready() && gs[2].ready());
+        });
+    });
+}
