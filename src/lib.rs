@@ -26,6 +26,12 @@
 //!   [`sleep`], [`join`](Greenlet::join) or wait, with [`joinall`],
 //!   [`iwait`], [`killall`] and [`Timeout`].
 //!
+//! And around them: green sockets ([`net`], [`server::StreamServer`]), a
+//! thread pool for blocking work ([`threadpool::spawn_blocking`]), locks,
+//! events and the rest of `gevent.lock` / `gevent.event` ([`sync`]), queues
+//! ([`queue`]), pools ([`pool`]) and greenlet-local storage
+//! ([`greenlet_local!`]).
+//!
 //! A greenlet that has started never changes threads, so thread-locals stay
 //! valid across switches. Greenlets must not block their thread in plain
 //! system calls (`std::thread::sleep`, `std::net`): that stalls every
