@@ -30,7 +30,7 @@
 //! thread pool for blocking work ([`threadpool::spawn_blocking`]), locks,
 //! events and the rest of `gevent.lock` / `gevent.event` ([`sync`]), queues
 //! ([`queue`]), pools ([`pool`]) and greenlet-local storage
-//! ([`greenlet_local!`]).
+//! ([`greenlet_local!`](crate::greenlet_local)).
 //!
 //! A greenlet that has started never changes threads, so thread-locals stay
 //! valid across switches. Greenlets must not block their thread in plain

@@ -28,7 +28,7 @@
 //! # How waiting works
 //!
 //! Every primitive is one short internal lock around its state and a FIFO
-//! [wait list](waitlist) of parked waiters. Who waits is a greenlet (it parks
+//! wait list of parked waiters. Who waits is a greenlet (it parks
 //! and its worker runs others) or a plain OS thread (it blocks), on any
 //! worker: a thread-pool job can set an `Event` a greenlet waits on, and a
 //! greenlet on one worker can release a `Semaphore` to a greenlet on another.
