@@ -118,7 +118,7 @@ pub(crate) fn drop_locals(h: &Header) {
     unsafe { h.locals.clear() }
 }
 
-/// A key to greenlet-local storage, made by [`greenlet_local!`]: each
+/// A key to greenlet-local storage, made by [`greenlet_local!`](crate::greenlet_local): each
 /// greenlet that uses it gets its own value, made on first use by the
 /// initialiser and dropped when the greenlet ends. Outside any greenlet, each
 /// thread gets its own value.
