@@ -27,6 +27,21 @@ fn run_child(name: &str, envs: &[(&str, &str)]) -> Output {
     cmd.output().unwrap()
 }
 
+/// True (and says so) if `vm.max_map_count` is raised so far that 70,000
+/// stacks with `mprotect` guards would not exhaust it.
+fn map_count_out_of_reach() -> bool {
+    let limit: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    if limit > 140_000 {
+        eprintln!("vm.max_map_count is {limit}: the limit is out of reach, skipping");
+        return true;
+    }
+    false
+}
+
 #[inline(never)]
 #[allow(unconditional_recursion)]
 fn recurse(depth: u64) -> u64 {
@@ -122,13 +137,7 @@ fn mprotect_guards_hit_the_map_count_limit_with_a_clear_error() {
         println!("NO FAILURE");
         return;
     }
-    let limit: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    if limit > 140_000 {
-        eprintln!("vm.max_map_count is {limit}: the limit is out of reach, skipping");
+    if map_count_out_of_reach() {
         return;
     }
     let out = guard(|| {
@@ -205,13 +214,7 @@ fn try_spawn_reports_running_out_of_mappings() {
         });
         return;
     }
-    let limit: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    if limit > 140_000 {
-        eprintln!("vm.max_map_count is {limit}: the limit is out of reach, skipping");
+    if map_count_out_of_reach() {
         return;
     }
     let out = guard(|| {
