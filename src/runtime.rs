@@ -255,7 +255,8 @@ impl Runtime {
         let main = GreenletBuilder::new()
             .name("main")
             .stack_size(MAIN_STACK_SIZE.max(self.inner.stack_size))
-            .spawn_main(&self.inner, f)
+            .main()
+            .spawn_on(&self.inner, f)
             .unwrap_or_else(|e| panic!("greenlet: cannot start the main greenlet: {e}"));
         crate::hub::deadlock::passive(|| main.join());
         drop(self);

@@ -280,8 +280,9 @@ impl Driver {
             crate::spawn::cancel(task);
             return;
         }
-        let key = self.timers.borrow_mut().add(deadline, Action::Spawn(task));
-        let _ = key;
+        // Never cancelled: a kill claims the greenlet and the timer then
+        // finds it claimed.
+        self.timers.borrow_mut().add(deadline, Action::Spawn(task));
     }
 
     /// The main loop. Returns when the runtime has shut down.

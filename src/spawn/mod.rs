@@ -88,6 +88,8 @@ pub struct GreenletBuilder {
     name: Option<String>,
     stack_size: Option<usize>,
     spread: bool,
+    /// The main greenlet of a `run` (watched for deadlocks).
+    main: bool,
 }
 
 impl GreenletBuilder {
@@ -154,8 +156,13 @@ impl GreenletBuilder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let spread = self.spread;
+        let (spread, main) = (self.spread, self.main);
         let g = self.new_cell(rt, false, f)?;
+        if main {
+            // Before it is queued: from then on a worker may run it.
+            g.header().is_main.set(true);
+            crate::hub::deadlock::register_main(g.header());
+        }
         if spread {
             spread_over(rt, g.header().clone());
         } else {
@@ -164,20 +171,10 @@ impl GreenletBuilder {
         Ok(g)
     }
 
-    pub(crate) fn spawn_main<T, F>(
-        self,
-        rt: &Arc<RuntimeInner>,
-        f: F,
-    ) -> Result<Greenlet<T>, SpawnError>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        let g = self.new_cell(rt, false, f)?;
-        g.header().is_main.set(true);
-        crate::hub::deadlock::register_main(g.header());
-        place(rt, g.header().clone(), None);
-        Ok(g)
+    /// Marks the greenlet as a `run`'s main greenlet.
+    pub(crate) fn main(mut self) -> Self {
+        self.main = true;
+        self
     }
 
     /// Spawns `f` on the current worker, where it stays: `f` and its result
