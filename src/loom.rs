@@ -2,7 +2,7 @@
 //! (`sync`, `queue`) are built on, so that their wait-list state machines can
 //! be model-checked with loom.
 //!
-//! Normally this re-exports `std::sync::Mutex` and the hub's parking
+//! Normally this re-exports the primitives' spin lock (`sync::spin::Mutex`) and the hub's parking
 //! (`Unparker`, `park_until`). Built with `--cfg loom`, it swaps in loom's
 //! `Mutex` and loom threads' park/unpark, and models time: a wait with a
 //! deadline parks for "one step" (a yield) and then counts as expired, which
@@ -17,7 +17,7 @@ mod imp {
     use std::time::Instant;
 
     pub(crate) use crate::hub::park::Unparker;
-    pub(crate) use std::sync::{Mutex, MutexGuard};
+    pub(crate) use crate::sync::spin::{Mutex, MutexGuard};
 
     /// Parks the caller until unparked (maybe spuriously) or `deadline`.
     #[inline]
@@ -105,9 +105,17 @@ mod imp {
 
 pub(crate) use imp::*;
 
-/// Locks `m`, ignoring poison: no critical section of the primitives panics
-/// half-way through an update, and a kill is not a reason to wedge a lock.
+/// Locks `m`. The primitives' own lock has no poisoning; under loom, poison
+/// is ignored: no critical section of the primitives panics half-way through
+/// an update, and a kill is not a reason to wedge a lock.
+#[cfg(not(loom))]
 #[inline]
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock()
+}
+
+/// See the other `lock`.
+#[cfg(loom)]
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -205,9 +205,11 @@ pub(crate) fn park_until(deadline: Option<Instant>) {
     // SAFETY: `g` is the running greenlet.
     let h = unsafe { &*g };
     check_interrupts(h);
-    if h.park
-        .compare_exchange(NOTIFIED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
-        .is_ok()
+    // Look before the read-modify-write: most parks find no early unpark.
+    if h.park.load(Ordering::Relaxed) == NOTIFIED
+        && h.park
+            .compare_exchange(NOTIFIED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     {
         return;
     }

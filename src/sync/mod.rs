@@ -51,6 +51,8 @@ mod event;
 pub(crate) mod local;
 mod lock;
 mod semaphore;
+#[cfg(not(loom))]
+pub(crate) mod spin;
 pub(crate) mod waitlist;
 
 pub use barrier::{Barrier, BarrierWaitResult, WaitGroup};
