@@ -53,6 +53,7 @@ pub(crate) enum Unparker {
 impl Unparker {
     /// An unparker for whoever is running: the current greenlet if it runs
     /// on a hub, else this thread.
+    #[inline]
     pub(crate) fn current() -> Unparker {
         match current_hub_greenlet() {
             // SAFETY: the running greenlet is alive.
@@ -61,6 +62,7 @@ impl Unparker {
         }
     }
 
+    #[inline]
     pub(crate) fn unpark(&self) {
         match self {
             Unparker::Greenlet(g) => unpark(g),
@@ -101,10 +103,12 @@ pub(crate) fn current_hub_greenlet() -> Option<*const Header> {
 }
 
 /// Wakes `g` if it is parked (or makes its next park return at once).
+#[inline]
 pub(crate) fn unpark(g: &Header) {
     wake(g, Place::Next)
 }
 
+#[inline]
 fn wake(g: &Header, place: Place) {
     let mut s = g.park.load(Ordering::Acquire);
     loop {
@@ -125,6 +129,7 @@ fn wake(g: &Header, place: Place) {
 }
 
 /// Queues a greenlet that was just unparked on its own hub.
+#[inline]
 fn schedule(g: &Header, place: Place) {
     let worker = g.worker().expect("a parked greenlet runs on a hub");
     let local = Driver::with(|d| {

@@ -65,6 +65,7 @@ pub(crate) struct Key {
 
 struct Node<P> {
     prev: u32,
+    /// The next waiter, or, while the slot is free, the next free slot.
     next: u32,
     generation: u32,
     /// `None` while the slot is free.
@@ -77,7 +78,8 @@ struct Node<P> {
 /// lives inside a primitive's `Mutex`.
 pub(crate) struct WaitList<P = ()> {
     nodes: Vec<Node<P>>,
-    free: Vec<u32>,
+    /// The first free slot (`NIL`: none); free slots chain through `next`.
+    free: u32,
     head: u32,
     tail: u32,
     waiting: usize,
@@ -93,7 +95,7 @@ impl<P> WaitList<P> {
     pub(crate) const fn new() -> Self {
         WaitList {
             nodes: Vec::new(),
-            free: Vec::new(),
+            free: NIL,
             head: NIL,
             tail: NIL,
             waiting: 0,
@@ -109,17 +111,17 @@ impl<P> WaitList<P> {
         self.waiting == 0
     }
 
-    /// How many slots the slab holds, free or not (for tests of cleanup).
+    /// How many slots hold a node (for tests of cleanup).
     #[cfg(test)]
     pub(crate) fn live_nodes(&self) -> usize {
-        self.nodes.len() - self.free.len()
+        self.nodes.iter().filter(|n| n.status.is_some()).count()
     }
 
     /// Adds a waiter at the back.
+    #[inline]
     pub(crate) fn push(&mut self, unparker: Unparker, payload: P) -> Key {
-        let idx = match self.free.pop() {
-            Some(i) => i,
-            None => {
+        let idx = match self.free {
+            NIL => {
                 let i = u32::try_from(self.nodes.len()).expect("too many waiters");
                 assert!(i != NIL, "too many waiters");
                 self.nodes.push(Node {
@@ -131,6 +133,10 @@ impl<P> WaitList<P> {
                     payload: None,
                 });
                 i
+            }
+            free => {
+                self.free = self.nodes[free as usize].next;
+                free
             }
         };
         let tail = self.tail;
@@ -154,6 +160,7 @@ impl<P> WaitList<P> {
         key
     }
 
+    #[inline]
     fn unlink(&mut self, idx: u32) {
         let (prev, next) = {
             let n = &self.nodes[idx as usize];
@@ -172,6 +179,7 @@ impl<P> WaitList<P> {
         self.waiting -= 1;
     }
 
+    #[inline]
     fn node(&self, key: Key) -> &Node<P> {
         let n = &self.nodes[key.idx as usize];
         assert!(
@@ -184,6 +192,7 @@ impl<P> WaitList<P> {
     /// Notifies the front waiter, letting `grant` take or change its payload
     /// first; returns what `grant` returned and who to unpark (after the
     /// primitive's lock is released).
+    #[inline]
     pub(crate) fn notify_one_with<R>(
         &mut self,
         grant: impl FnOnce(&mut P) -> R,
@@ -215,12 +224,14 @@ impl<P> WaitList<P> {
     }
 
     /// The status of a live node.
+    #[inline]
     pub(crate) fn status(&self, key: Key) -> Status {
         self.node(key).status.expect("checked live")
     }
 
     /// Frees a node (unlinking it if it still waits); returns its status and
     /// payload.
+    #[inline]
     pub(crate) fn remove(&mut self, key: Key) -> (Status, P) {
         let status = self.status(key);
         if status == Status::Waiting {
@@ -231,7 +242,8 @@ impl<P> WaitList<P> {
         n.unparker = None;
         n.generation = n.generation.wrapping_add(1);
         let payload = n.payload.take().expect("a live node has a payload");
-        self.free.push(key.idx);
+        n.next = self.free;
+        self.free = key.idx;
         (status, payload)
     }
 }
