@@ -47,6 +47,7 @@
 //! none is left; it exits once every worker of the runtime got there, so a
 //! greenlet unwinding on one worker can still wake another.
 
+mod alarm;
 pub(crate) mod deadlock;
 pub(crate) mod park;
 pub(crate) mod timer;
@@ -63,6 +64,8 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use crate::greenlet::header::{Header, HeaderRef, INTERRUPT_KILL, Msg, Wire};
 use crate::greenlet::switch::trampoline;
 use crate::runtime::RuntimeInner;
+
+use alarm::{ALARM, Alarm};
 
 pub(crate) use park::{interrupt, unpark};
 use timer::{Action, Timers};
@@ -147,12 +150,14 @@ pub(crate) enum Entry {
 pub(crate) struct Parts {
     pub(crate) poll: mio::Poll,
     pub(crate) deque: Worker<HeaderRef>,
+    alarm: Alarm,
 }
 
 /// Makes the shared and owned halves of a worker.
 pub(crate) fn new_worker(index: usize) -> std::io::Result<(Shared, Parts)> {
     let poll = mio::Poll::new()?;
     let waker = mio::Waker::new(poll.registry(), WAKER)?;
+    let alarm = Alarm::new(poll.registry())?;
     let deque = Worker::new_fifo();
     let shared = Shared {
         index,
@@ -164,7 +169,7 @@ pub(crate) fn new_worker(index: usize) -> std::io::Result<(Shared, Parts)> {
         io_registered: Default::default(),
         io_waiters: Default::default(),
     };
-    Ok((shared, Parts { poll, deque }))
+    Ok((shared, Parts { poll, deque, alarm }))
 }
 
 /// Binds a raw greenlet made on a worker thread to that worker's hub, so it
@@ -190,6 +195,8 @@ pub(crate) struct Driver {
     pub(crate) timers: RefCell<Timers>,
     poll: RefCell<mio::Poll>,
     events: RefCell<mio::Events>,
+    /// Ends a sleep at the next timer, to the microsecond.
+    alarm: Alarm,
     /// Started greenlets of this worker that have not ended.
     live: RefCell<Vec<NonNull<Header>>>,
     shutting_down: Cell<bool>,
@@ -235,6 +242,7 @@ impl Driver {
             timers: RefCell::new(Timers::new()),
             poll: RefCell::new(parts.poll),
             events: RefCell::new(mio::Events::with_capacity(256)),
+            alarm: parts.alarm,
             live: RefCell::new(Vec::new()),
             shutting_down: Cell::new(false),
             drained: Cell::new(false),
@@ -440,7 +448,13 @@ impl Driver {
         self.fire_timers();
     }
 
-    fn poll_io(&self, timeout: Option<Duration>) {
+    fn poll_io(&self, mut timeout: Option<Duration>) {
+        if let Some(t) = timeout.filter(|t| !t.is_zero()) {
+            // epoll's own timeout is whole milliseconds, rounded up: the
+            // alarm ends the sleep on time, epoll's timeout is the backstop.
+            self.alarm.arm(t);
+            timeout = Some(t.saturating_add(Duration::from_millis(1)));
+        }
         let mut events = self.events.borrow_mut();
         if let Err(e) = self.poll.borrow_mut().poll(&mut events, timeout)
             && e.kind() != std::io::ErrorKind::Interrupted
@@ -449,6 +463,10 @@ impl Driver {
         }
         for ev in events.iter() {
             if ev.token() == WAKER {
+                continue;
+            }
+            if ev.token() == ALARM {
+                self.alarm.clear();
                 continue;
             }
             let io = ev.token().0 as *const crate::io::Shared;
