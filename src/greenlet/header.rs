@@ -167,15 +167,16 @@ pub(crate) enum State {
     Dead,
 }
 
-/// What a suspended greenlet is waiting to receive.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// What a suspended greenlet is waiting to receive. Every way of suspending
+/// sets it; while the greenlet runs it is stale and nobody reads it.
+#[derive(Clone, Copy)]
 pub(crate) enum Recv {
-    /// Nothing can be delivered to it (it is running, dead, or the root of a
-    /// worker thread).
+    /// Nothing can be delivered to it (it is dead, or the root of a worker
+    /// thread).
     Nothing,
-    /// A value of this type (and its name, for errors), written at
-    /// `recv_slot` (an `Option<T>`).
-    Value(TypeId, &'static str),
+    /// A value of this type (and what gives its name, for errors), written
+    /// at `recv_slot` (an `Option<T>`).
+    Value(TypeId, fn() -> &'static str),
     /// A wake-up from the hub: only the hub may resume it.
     Parked,
 }

@@ -221,7 +221,7 @@ impl RawBuilder {
         unsafe {
             hdr.set_coro(coro, guard);
             hdr.set_recv(
-                Recv::Value(TypeId::of::<V>(), std::any::type_name::<V>()),
+                Recv::Value(TypeId::of::<V>(), std::any::type_name::<V>),
                 (*ptr.as_ptr()).arg.get().cast(),
             );
             adopt(&parent);
@@ -332,7 +332,7 @@ unsafe fn write_value<V: 'static>(to: *const Header, v: V) -> Result<(), (Switch
         }
         Recv::Value(_, expected) => Err((
             SwitchError::TypeMismatch {
-                expected,
+                expected: expected(),
                 sent: std::any::type_name::<V>(),
             },
             v,
@@ -362,23 +362,37 @@ unsafe fn deliver<V: 'static>(to: *const Header, v: V) -> Msg {
 /// As for `switch_to`; `to` is not the running greenlet.
 #[inline(always)]
 unsafe fn switch_and_receive<V: 'static>(to: *const Header, msg: Msg) -> Result<V, SwitchError> {
-    let cur = current_or_root();
+    // SAFETY: per the caller.
+    unsafe { switch_from_and_receive(current_or_root(), to, msg) }
+}
+
+/// [`switch_and_receive`] for a caller that knows the running greenlet
+/// `cur` (the root included).
+///
+/// # Safety
+/// As for [`switch_and_receive`]; `cur` is the running greenlet.
+#[inline(always)]
+unsafe fn switch_from_and_receive<V: 'static>(
+    cur: *const Header,
+    to: *const Header,
+    msg: Msg,
+) -> Result<V, SwitchError> {
     let mut slot: Option<V> = None;
     // SAFETY: `cur` is us; the slot outlives the switch (we are suspended
     // inside this frame until the switch returns).
     let msg = unsafe {
         (*cur).set_recv(
-            Recv::Value(TypeId::of::<V>(), std::any::type_name::<V>()),
+            Recv::Value(TypeId::of::<V>(), std::any::type_name::<V>),
             (&raw mut slot).cast(),
         );
-        let back = switch_to(if is_root(to) { std::ptr::null() } else { to }, msg);
-        (*cur).set_recv(Recv::Nothing, std::ptr::null_mut());
-        back
+        // Resumed, our `Recv` is left as it is: it is only read while we
+        // are suspended, and every way of suspending sets it first.
+        switch_to(if is_root(to) { std::ptr::null() } else { to }, msg)
     };
-    if crate::hub::park::current_hub_greenlet().is_some() {
-        // SAFETY: `cur` is the running greenlet.
-        crate::hub::park::check_interrupts(unsafe { &*cur });
-    }
+    // Only a hub greenlet is ever interrupted (killed, timed out); the
+    // flags of any other, the root included, stay clear.
+    // SAFETY: `cur` is the running greenlet.
+    crate::hub::park::check_interrupts(unsafe { &*cur });
     match msg {
         Msg::Value => Ok(slot.take().expect("a value was delivered")),
         Msg::Unwind(p) => resume_unwind(p),
@@ -439,11 +453,12 @@ impl<V: 'static> RawGreenlet<V> {
         // its parents by it.
         unsafe {
             let to = live_target(self.hdr.as_ptr());
-            if to == current_or_root() {
+            let cur = current_or_root();
+            if to == cur {
                 return Ok(v);
             }
             write_value(to, v).map_err(|(e, _)| e)?;
-            switch_and_receive(to, Msg::Value)
+            switch_from_and_receive(cur, to, Msg::Value)
         }
     }
 

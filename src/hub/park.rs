@@ -195,7 +195,8 @@ pub(crate) unsafe fn suspend_to_hub(g: *const Header) {
         (*g).set_recv(Recv::Parked, std::ptr::null_mut());
         let msg = switch_to(std::ptr::null(), Msg::Value);
         debug_assert!(matches!(msg, Msg::Wake));
-        (*g).set_recv(Recv::Nothing, std::ptr::null_mut());
+        // `Recv` stays `Parked` while we run: it is only read while a
+        // greenlet is suspended, and every way of suspending sets it first.
         check_interrupts(&*g);
     }
 }
