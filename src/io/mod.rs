@@ -52,11 +52,12 @@
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::hub::park::{Unparker, current_hub_greenlet, park_until};
 use crate::hub::{Driver, Remote};
+use crate::sync::spin::{Mutex as SpinMutex, MutexGuard as SpinGuard};
 
 /// Which way an operation goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,7 +86,9 @@ impl Direction {
 /// Readiness and waiters of one fd, shared with the hub that polls it.
 pub(crate) struct Shared {
     state: AtomicU64,
-    waiters: Mutex<Waiters>,
+    /// Held for a few instructions, never across a park: the primitives'
+    /// spin lock.
+    waiters: SpinMutex<Waiters>,
 }
 
 #[derive(Default)]
@@ -105,8 +108,8 @@ impl Waiters {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Waiters> {
-        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> SpinGuard<'_, Waiters> {
+        self.waiters.lock()
     }
 
     /// Called by the registering hub for each event.
@@ -203,7 +206,7 @@ impl<T: AsRawFd> Source<T> {
             io,
             shared: Arc::new(Shared {
                 state: AtomicU64::new(READ | WRITE),
-                waiters: Mutex::new(Waiters::default()),
+                waiters: SpinMutex::new(Waiters::default()),
             }),
             registration: Mutex::new(None),
             registered_at: AtomicPtr::new(std::ptr::null_mut()),

@@ -51,7 +51,6 @@ mod event;
 pub(crate) mod local;
 mod lock;
 mod semaphore;
-#[cfg(not(loom))]
 pub(crate) mod spin;
 pub(crate) mod waitlist;
 

@@ -112,7 +112,7 @@ impl<P> WaitList<P> {
     }
 
     /// How many slots hold a node (for tests of cleanup).
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn live_nodes(&self) -> usize {
         self.nodes.iter().filter(|n| n.status.is_some()).count()
     }
