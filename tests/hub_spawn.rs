@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{DropCount, guard};
+use common::{DropCount, guard, guard_for};
 use greenlet::{Builder, GreenletBuilder, GreenletError, SpawnError};
 
 fn rt() -> Builder {
@@ -259,6 +259,38 @@ fn run_kills_what_main_left_behind() {
             drops.load(Ordering::SeqCst),
             20,
             "every greenlet was unwound or dropped"
+        );
+    });
+}
+
+#[test]
+fn run_kills_a_raw_greenlet_parked_in_the_hub_and_the_one_switched_into_it() {
+    guard_for(Duration::from_secs(20), || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d = drops.clone();
+        rt().run(move || {
+            let parked = Arc::new(greenlet::sync::Event::new());
+            let never = Arc::new(greenlet::sync::Event::new());
+            let (p, n) = (parked.clone(), never.clone());
+            greenlet::spawn(move || {
+                let outer = DropCount(d.clone());
+                let raw = greenlet::RawGreenlet::<()>::new(move |()| {
+                    let _inner = DropCount(d);
+                    p.set();
+                    // Parks in the hub; only the shutdown kill ends it.
+                    n.wait();
+                });
+                // Suspended here, in a switch, until `raw` ends.
+                raw.switch(());
+                drop(outer);
+            });
+            parked.wait();
+            drop(never);
+        });
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            2,
+            "both the raw greenlet and the spawned one were unwound"
         );
     });
 }

@@ -199,6 +199,8 @@ pub(crate) struct Driver {
     alarm: Alarm,
     /// Started greenlets of this worker that have not ended.
     live: RefCell<Vec<NonNull<Header>>>,
+    /// Raw greenlets parked here (killed at shutdown like `live` ones).
+    parked_raw: RefCell<Vec<NonNull<Header>>>,
     shutting_down: Cell<bool>,
     /// Counted as drained by the runtime (during shutdown).
     drained: Cell<bool>,
@@ -244,6 +246,7 @@ impl Driver {
             events: RefCell::new(mio::Events::with_capacity(256)),
             alarm: parts.alarm,
             live: RefCell::new(Vec::new()),
+            parked_raw: RefCell::new(Vec::new()),
             shutting_down: Cell::new(false),
             drained: Cell::new(false),
             quick_answers: Cell::new(0),
@@ -410,6 +413,24 @@ impl Driver {
                 // SAFETY: live greenlets are alive (they hold themselves).
                 unsafe { moved.as_ref() }.live_index.set(at);
             }
+        }
+    }
+
+    /// A raw greenlet of this worker is about to park. Once shutdown has
+    /// begun it is killed at once (unless it is already unwinding): the
+    /// hub's kill went out before it parked.
+    pub(crate) fn enter_parked_raw(&self, g: &Header) {
+        self.parked_raw.borrow_mut().push(NonNull::from(g));
+        if self.shutting_down.get() && !g.unwinding.get() {
+            interrupt(g, INTERRUPT_KILL);
+        }
+    }
+
+    /// The raw greenlet `g` has stopped parking.
+    pub(crate) fn leave_parked_raw(&self, g: &Header) {
+        let mut list = self.parked_raw.borrow_mut();
+        if let Some(at) = list.iter().position(|p| std::ptr::eq(p.as_ptr(), g)) {
+            list.swap_remove(at);
         }
     }
 
@@ -676,8 +697,11 @@ impl Driver {
                 Action::Wake(g) | Action::Timeout(g, _) => unpark(unsafe { g.as_ref() }),
             }
         }
-        // Started greenlets are killed, each at its next switch point.
-        let live: Vec<NonNull<Header>> = self.live.borrow().clone();
+        // Started greenlets are killed, each at its next switch point; so
+        // are raw greenlets parked here (they would hold up a spawned one
+        // suspended in a switch to them).
+        let mut live: Vec<NonNull<Header>> = self.live.borrow().clone();
+        live.extend(self.parked_raw.borrow().iter().copied());
         for g in live {
             // SAFETY: live greenlets are alive (they hold themselves).
             interrupt(unsafe { g.as_ref() }, INTERRUPT_KILL);

@@ -29,7 +29,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::greenlet::GreenletExit;
-use crate::greenlet::header::{Header, HeaderRef, INTERRUPT_KILL, Msg, Recv};
+use crate::greenlet::header::{Header, HeaderRef, INTERRUPT_KILL, Kind, Msg, Recv};
 use crate::greenlet::switch::{current_ptr, switch_to};
 
 use super::Driver;
@@ -227,6 +227,9 @@ pub(crate) fn park_until(deadline: Option<Instant>) {
         })
         .expect("a hub greenlet runs on a worker")
     });
+    // A raw greenlet is in no list the hub kills at shutdown: it is listed
+    // while it parks (spawned greenlets are listed for their whole life).
+    let _listed = (h.kind == Kind::Raw).then(|| ParkedRaw::enter(h));
     if h.park
         .compare_exchange(RUNNING, PARKED, Ordering::AcqRel, Ordering::Acquire)
         .is_ok()
@@ -244,6 +247,22 @@ pub(crate) fn park_until(deadline: Option<Instant>) {
         h.park.store(RUNNING, Ordering::Release);
         drop(CancelTimer(timer));
         check_interrupts(h);
+    }
+}
+
+/// Lists a parked raw greenlet with its hub while it parks.
+struct ParkedRaw<'a>(&'a Header);
+
+impl<'a> ParkedRaw<'a> {
+    fn enter(g: &'a Header) -> Self {
+        Driver::with(|d| d.enter_parked_raw(g));
+        ParkedRaw(g)
+    }
+}
+
+impl Drop for ParkedRaw<'_> {
+    fn drop(&mut self) {
+        Driver::with(|d| d.leave_parked_raw(self.0));
     }
 }
 
