@@ -296,6 +296,35 @@ fn run_kills_a_raw_greenlet_parked_in_the_hub_and_the_one_switched_into_it() {
 }
 
 #[test]
+fn kill_reaches_a_greenlet_suspended_in_a_raw_switch() {
+    guard_for(Duration::from_secs(20), || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d = drops.clone();
+        rt().run(move || {
+            let parked = Arc::new(greenlet::sync::Event::new());
+            let never = Arc::new(greenlet::sync::Event::new());
+            let (p, n) = (parked.clone(), never.clone());
+            let g = greenlet::spawn(move || {
+                let _outer = DropCount(d.clone());
+                let raw = greenlet::RawGreenlet::<()>::new(move |()| {
+                    let _inner = DropCount(d);
+                    p.set();
+                    n.wait();
+                });
+                // Suspended here, in a switch nothing will ever answer.
+                raw.switch(());
+            });
+            parked.wait();
+            // The kill is delivered by the target's hub; `kill` waits for it.
+            g.kill();
+            assert!(matches!(g.get(), Err(GreenletError::Killed)));
+            drop(never);
+        });
+        assert_eq!(drops.load(Ordering::SeqCst), 2, "both greenlets unwound");
+    });
+}
+
+#[test]
 fn main_panic_is_resumed_by_run() {
     guard(|| {
         let r = std::panic::catch_unwind(|| rt().run(|| -> u8 { panic!("main failed") }));

@@ -96,6 +96,9 @@ pub(crate) enum Remote {
     Spawn(HeaderRef),
     /// The runtime is shutting down.
     Shutdown,
+    /// This greenlet of the worker was interrupted while not parked: resume
+    /// it if it is suspended in a raw switch.
+    Poke(HeaderRef),
 }
 
 /// What other threads hold of a worker.
@@ -437,7 +440,7 @@ impl Driver {
     /// Handles what reached the root without being asked for: a raw
     /// greenlet's result or panic whose parents were all gone.
     #[inline(always)]
-    fn stray(&self, msg: Wire) {
+    pub(crate) fn stray(&self, msg: Wire) {
         if msg.is_plain() {
             return;
         }
@@ -526,6 +529,7 @@ impl Driver {
             Remote::SpawnLater(task, at) => self.spawn_at(task, at),
             Remote::Spawn(task) => self.spawn(task),
             Remote::Shutdown => self.begin_shutdown(),
+            Remote::Poke(g) => park::deliver_poke(&g),
         }
     }
 

@@ -29,7 +29,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::greenlet::GreenletExit;
-use crate::greenlet::header::{Header, HeaderRef, INTERRUPT_KILL, Kind, Msg, Recv};
+use crate::greenlet::header::{Header, HeaderRef, INTERRUPT_KILL, Kind, Msg, Recv, State};
 use crate::greenlet::switch::{current_ptr, switch_to};
 
 use super::Driver;
@@ -76,7 +76,9 @@ impl Unparker {
     /// finds most of them finished instead of parking once per join.
     pub(crate) fn unpark_behind(&self) {
         match self {
-            Unparker::Greenlet(g) => wake(g, Place::Behind),
+            Unparker::Greenlet(g) => {
+                wake(g, Place::Behind);
+            }
             Unparker::Thread(t) => t.unpark(),
         }
     }
@@ -105,15 +107,15 @@ pub(crate) fn current_hub_greenlet() -> Option<*const Header> {
 /// Wakes `g` if it is parked (or makes its next park return at once).
 #[inline]
 pub(crate) fn unpark(g: &Header) {
-    wake(g, Place::Next)
+    wake(g, Place::Next);
 }
 
 #[inline]
-fn wake(g: &Header, place: Place) {
+fn wake(g: &Header, place: Place) -> bool {
     let mut s = g.park.load(Ordering::Acquire);
     loop {
         let next = match s {
-            NOTIFIED => return,
+            NOTIFIED => return false,
             RUNNING => NOTIFIED,
             _ => RUNNING,
         };
@@ -121,8 +123,11 @@ fn wake(g: &Header, place: Place) {
             .park
             .compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Acquire)
         {
-            Ok(_) if s == PARKED => return schedule(g, place),
-            Ok(_) => return,
+            Ok(_) if s == PARKED => {
+                schedule(g, place);
+                return true;
+            }
+            Ok(_) => return false,
             Err(actual) => s = actual,
         }
     }
@@ -151,9 +156,40 @@ fn schedule(g: &Header, place: Place) {
 }
 
 /// Sets interrupt bits on `g` and wakes it to raise them.
+///
+/// A greenlet that was not parked is running (it raises them at its next
+/// switch point) or is suspended in a raw switch, where nothing may ever
+/// resume it: its hub is asked to look ([`Remote::Poke`]) and, if so,
+/// resumes it to raise them, as gevent's kill throws into a greenlet.
 pub(crate) fn interrupt(g: &Header, bits: u8) {
     g.interrupt.fetch_or(bits, Ordering::Release);
-    unpark(g);
+    if !wake(g, Place::Next)
+        && let Some(worker) = g.worker()
+    {
+        // SAFETY: the caller holds `g` alive; the message holds its own
+        // reference.
+        let g = unsafe { HeaderRef::clone_from_ptr(g) };
+        worker.push_remote(super::Remote::Poke(g));
+    }
+}
+
+/// On `g`'s hub: resumes `g` to raise its pending interrupts if it is
+/// suspended in a raw switch (where nothing else would resume it).
+pub(crate) fn deliver_poke(g: &Header) {
+    // SAFETY: a poke is handled on the greenlet's own worker thread (started
+    // greenlets never move), by the hub, so `g` is not running.
+    let stuck = unsafe { g.state() == State::Suspended && matches!(g.recv().0, Recv::Value(..)) };
+    let pending = g.interrupt.load(Ordering::Acquire) != 0 || g.timeout_fired.get() != 0;
+    if !stuck || !pending || g.unwinding.get() {
+        return;
+    }
+    // SAFETY: `g` is suspended in a switch, on this thread, and accepts an
+    // unwinding message; it raises its interrupt as it resumes (and, were it
+    // gone, unwinds with `GreenletExit`). We are the hub, on the root.
+    let msg = unsafe {
+        crate::greenlet::switch::trampoline(g, Msg::Unwind(Box::new(GreenletExit)).into_wire())
+    };
+    Driver::with(|d| d.stray(msg));
 }
 
 /// Raises a pending kill or timeout in the running greenlet `g`.
