@@ -36,16 +36,20 @@
 //! ## Idling
 //!
 //! A worker with nothing to do registers as idle, re-checks every source, and
-//! blocks in `epoll_wait` until the next timer, I/O, or a wake. A spawn wakes
+//! blocks in `epoll_wait` until the next timer (rung by a `timerfd`, see
+//! [`alarm`], since `epoll_wait` counts in whole milliseconds), I/O, or a
+//! wake. A spawn wakes
 //! one idle worker if none is already looking for work. There is no polling
 //! tick.
 //!
 //! ## Shutdown
 //!
 //! On `Remote::Shutdown` a worker cancels its unstarted greenlets, kills its
-//! started ones (each unwinds at its switch point) and keeps running until
-//! none is left; it exits once every worker of the runtime got there, so a
-//! greenlet unwinding on one worker can still wake another.
+//! started ones and the raw greenlets parked on it (each unwinds at its
+//! switch point; one suspended in a raw switch is resumed to do so, see
+//! `Remote::Poke`) and keeps running until none of its started ones is
+//! left; it exits once every worker of the runtime got there, so a greenlet
+//! unwinding on one worker can still wake another.
 
 mod alarm;
 pub(crate) mod deadlock;
