@@ -22,7 +22,7 @@
 //! - [`RawGreenlet`] is python's `greenlet`: `switch` between greenlets by
 //!   hand, values passed both ways, `throw`, parents.
 //! - The gevent level: [`run`] starts a runtime with a hub per worker thread;
-//!   [`spawn`] schedules greenlets that park in the hub when they
+//!   [`spawn`](spawn()) schedules greenlets that park in the hub when they
 //!   [`sleep`], [`join`](Greenlet::join) or wait, with [`joinall`],
 //!   [`iwait`], [`killall`] and [`Timeout`].
 //!

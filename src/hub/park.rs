@@ -159,7 +159,7 @@ fn schedule(g: &Header, place: Place) {
 ///
 /// A greenlet that was not parked is running (it raises them at its next
 /// switch point) or is suspended in a raw switch, where nothing may ever
-/// resume it: its hub is asked to look ([`Remote::Poke`]) and, if so,
+/// resume it: its hub is asked to look ([`Remote::Poke`](super::Remote::Poke)) and, if so,
 /// resumes it to raise them, as gevent's kill throws into a greenlet.
 pub(crate) fn interrupt(g: &Header, bits: u8) {
     g.interrupt.fetch_or(bits, Ordering::Release);

@@ -1,4 +1,4 @@
-//! `Condition`: wait for a notification while giving up a [`Lock`].
+//! `Condition`: wait for a notification while giving up a [`Lock`](super::Lock).
 //!
 //! A waiter joins the condition's FIFO list *before* it unlocks the lock, so
 //! a notify that follows the unlock cannot be missed. `notify_one` unlinks

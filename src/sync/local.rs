@@ -1,4 +1,4 @@
-//! Greenlet-local storage (gevent's `local`): [`greenlet_local!`] and
+//! Greenlet-local storage (gevent's `local`): [`greenlet_local!`](crate::greenlet_local) and
 //! [`LocalKey`].
 //!
 //! # Design
@@ -64,7 +64,7 @@ impl Locals {
     /// Drops every value (values made while dropping are dropped too).
     ///
     /// # Safety
-    /// On the owning thread, with no `&T` from [`get_or_init`] alive.
+    /// On the owning thread, with no `&T` from `get_or_init` alive.
     unsafe fn clear(&self) {
         for _ in 0..16 {
             // SAFETY: per the caller; the map is moved out before any value
