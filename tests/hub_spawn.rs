@@ -263,29 +263,34 @@ fn run_kills_what_main_left_behind() {
     });
 }
 
+/// Spawns a greenlet that switches into a raw greenlet which then parks in
+/// the hub on an event nobody sets, and waits until it has: the spawned one
+/// stays suspended in a switch nothing will answer. Each of the two counts
+/// its unwinding in `drops`.
+fn spawn_stuck_in_raw_switch(drops: &Arc<AtomicUsize>) -> greenlet::Greenlet<()> {
+    let parked = Arc::new(greenlet::sync::Event::new());
+    let (p, d) = (parked.clone(), drops.clone());
+    let g = greenlet::spawn(move || {
+        let _outer = DropCount(d.clone());
+        let raw = greenlet::RawGreenlet::<()>::new(move |()| {
+            let _inner = DropCount(d);
+            p.set();
+            greenlet::sync::Event::new().wait();
+        });
+        raw.switch(());
+    });
+    parked.wait();
+    g
+}
+
 #[test]
 fn run_kills_a_raw_greenlet_parked_in_the_hub_and_the_one_switched_into_it() {
     guard_for(Duration::from_secs(20), || {
         let drops = Arc::new(AtomicUsize::new(0));
         let d = drops.clone();
         rt().run(move || {
-            let parked = Arc::new(greenlet::sync::Event::new());
-            let never = Arc::new(greenlet::sync::Event::new());
-            let (p, n) = (parked.clone(), never.clone());
-            greenlet::spawn(move || {
-                let outer = DropCount(d.clone());
-                let raw = greenlet::RawGreenlet::<()>::new(move |()| {
-                    let _inner = DropCount(d);
-                    p.set();
-                    // Parks in the hub; only the shutdown kill ends it.
-                    n.wait();
-                });
-                // Suspended here, in a switch, until `raw` ends.
-                raw.switch(());
-                drop(outer);
-            });
-            parked.wait();
-            drop(never);
+            // Only the shutdown kill ends them.
+            spawn_stuck_in_raw_switch(&d);
         });
         assert_eq!(
             drops.load(Ordering::SeqCst),
@@ -301,24 +306,10 @@ fn kill_reaches_a_greenlet_suspended_in_a_raw_switch() {
         let drops = Arc::new(AtomicUsize::new(0));
         let d = drops.clone();
         rt().run(move || {
-            let parked = Arc::new(greenlet::sync::Event::new());
-            let never = Arc::new(greenlet::sync::Event::new());
-            let (p, n) = (parked.clone(), never.clone());
-            let g = greenlet::spawn(move || {
-                let _outer = DropCount(d.clone());
-                let raw = greenlet::RawGreenlet::<()>::new(move |()| {
-                    let _inner = DropCount(d);
-                    p.set();
-                    n.wait();
-                });
-                // Suspended here, in a switch nothing will ever answer.
-                raw.switch(());
-            });
-            parked.wait();
+            let g = spawn_stuck_in_raw_switch(&d);
             // The kill is delivered by the target's hub; `kill` waits for it.
             g.kill();
             assert!(matches!(g.get(), Err(GreenletError::Killed)));
-            drop(never);
         });
         assert_eq!(drops.load(Ordering::SeqCst), 2, "both greenlets unwound");
     });
