@@ -413,8 +413,16 @@ fn link_is_called_once_when_the_greenlet_ends() {
 fn a_panicking_link_callback_disturbs_nothing() {
     guard(|| {
         rt().run(|| {
-            let g = greenlet::spawn(|| 1);
+            // It ends only once linked, so the callback runs as it ends (a
+            // link to a finished greenlet runs in the caller).
+            let linked = Arc::new(greenlet::sync::Event::new());
+            let l = linked.clone();
+            let g = greenlet::spawn(move || {
+                l.wait();
+                1
+            });
             g.link(|_| panic!("callback failed"));
+            linked.set();
             assert_eq!(g.get(), Ok(&1));
             // The hub still runs greenlets afterwards.
             assert_eq!(greenlet::spawn(|| 2).get(), Ok(&2));

@@ -96,7 +96,8 @@ pub(crate) enum Remote {
     Release(Arc<crate::io::Shared>),
     /// Start this `spawn_later` greenlet at the deadline.
     SpawnLater(HeaderRef, Instant),
-    /// Queue this unstarted greenlet here (`GreenletBuilder::spread`).
+    /// Start this unstarted greenlet here, where no other worker steals it
+    /// (`GreenletBuilder::spread`).
     Spawn(HeaderRef),
     /// The runtime is shutting down.
     Shutdown,
@@ -531,7 +532,7 @@ impl Driver {
             }
             Remote::Release(io) => drop(io),
             Remote::SpawnLater(task, at) => self.spawn_at(task, at),
-            Remote::Spawn(task) => self.spawn(task),
+            Remote::Spawn(task) => self.spawn_local(task),
             Remote::Shutdown => self.begin_shutdown(),
             Remote::Poke(g) => park::deliver_poke(&g),
         }

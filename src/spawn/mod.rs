@@ -110,9 +110,9 @@ impl GreenletBuilder {
         self
     }
 
-    /// Queues the greenlet on the runtime's workers in turn, instead of on
-    /// the spawning worker (where an idle worker may or may not steal it in
-    /// time). For long-lived greenlets spawned in a burst from one place,
+    /// Starts the greenlet on the runtime's workers in turn (no other worker
+    /// steals it), instead of queueing it on the spawning worker (where an
+    /// idle worker may or may not steal it in time). For long-lived greenlets spawned in a burst from one place,
     /// like a server's connection handlers: since a started greenlet never
     /// changes workers, where it starts is where it stays. It costs a
     /// cross-thread hand-over per spawn, so short greenlets are better
@@ -275,13 +275,15 @@ fn place(rt: &Arc<RuntimeInner>, task: HeaderRef, at: Option<Instant>) {
     }
 }
 
-/// Queues an unstarted greenlet on the next worker of `rt` in turn.
+/// Queues an unstarted greenlet on the next worker of `rt` in turn, to start
+/// there: not in its stealable deque, or an idle worker could take it back
+/// and undo the spreading.
 fn spread_over(rt: &Arc<RuntimeInner>, task: HeaderRef) {
     let worker = rt.some_worker();
     let mut task = Some(task);
     Driver::with(|d| {
         if Arc::ptr_eq(&d.shared, worker) {
-            d.spawn(task.take().expect("placed once"));
+            d.spawn_local(task.take().expect("placed once"));
         }
     });
     if let Some(t) = task {
