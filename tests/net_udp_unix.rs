@@ -9,7 +9,7 @@ use std::os::linux::net::SocketAddrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::guard;
+use common::{guard, guard_for};
 use greenlet::Builder;
 use greenlet::net::{UdpSocket, UnixDatagram, UnixListener, UnixStream};
 
@@ -361,6 +361,101 @@ fn unix_conversions() {
             let l = UnixListener::from(std_l);
             let std_l = std::os::unix::net::UnixListener::from(l);
             assert!(std_l.local_addr().unwrap().as_pathname().is_some());
+        });
+    });
+}
+
+/// An unconnected `send_to` whose peer's queue is full (filled by another
+/// socket) parks, and gets through once the peer drains its queue. Linux
+/// reports such a sender writable by its own buffer, so no edge comes from
+/// the peer; the failed attempt itself gives one (its buffer space comes
+/// back), and the retry it causes finds the room.
+#[test]
+fn unix_send_to_a_full_peer_resumes_when_it_drains() {
+    guard_for(Duration::from_secs(30), || {
+        Builder::new().workers(1).run(|| {
+            let dir = TempDir::new("udg-full");
+            let pb = dir.path("b");
+            let b = UnixDatagram::bind(&pb).unwrap();
+            let a = UnixDatagram::unbound().unwrap();
+            // Register `a` with the hub first (a wait that times out), so the
+            // edge every new registration reports is spent before the test.
+            a.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+            assert_eq!(a.recv(&mut [0; 4]).unwrap_err().kind(), ErrorKind::TimedOut);
+            // Fill the receiver's queue from another socket: a datagram of
+            // `a`'s own that leaves the queue would wake `a` (its buffer
+            // space comes back), one of another sender does not.
+            let c = std::os::unix::net::UnixDatagram::unbound().unwrap();
+            c.set_nonblocking(true).unwrap();
+            let mut queued = 0u32;
+            loop {
+                match c.send_to(&queued.to_le_bytes(), &pb) {
+                    Ok(_) => queued += 1,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert!(queued > 0);
+            let sender = greenlet::spawn(move || a.send_to(&queued.to_le_bytes(), &pb).unwrap());
+            // The sender runs until its send finds the queue full and parks.
+            greenlet::yield_now();
+            assert!(!sender.ready(), "the queue was full");
+            let mut buf = [0; 4];
+            for i in 0..=queued {
+                assert_eq!(b.recv(&mut buf).unwrap(), 4);
+                assert_eq!(u32::from_le_bytes(buf), i, "in order, none lost");
+            }
+            assert_eq!(*sender.get().unwrap(), 4);
+        });
+    });
+}
+
+#[test]
+fn udp_multicast_on_loopback() {
+    use std::net::Ipv4Addr;
+    guard(|| {
+        rt().run(|| {
+            let group = Ipv4Addr::new(239, 255, 42, 7);
+            let lo = Ipv4Addr::LOCALHOST;
+            let rx = UdpSocket::bind("0.0.0.0:0").unwrap();
+            let port = rx.local_addr().unwrap().port();
+            rx.join_multicast_v4(&group, &lo).unwrap();
+            let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+            tx.set_multicast_loop_v4(true).unwrap();
+            assert!(tx.multicast_loop_v4().unwrap());
+            tx.set_multicast_ttl_v4(1).unwrap();
+            assert_eq!(tx.multicast_ttl_v4().unwrap(), 1);
+            // Send on the loopback interface (IP_MULTICAST_IF; std has no
+            // setter for it).
+            let ifaddr = libc::in_addr {
+                s_addr: u32::from(lo).to_be(),
+            };
+            // SAFETY: a valid socket and a properly sized option value.
+            let rc = unsafe {
+                libc::setsockopt(
+                    tx.as_raw_fd(),
+                    libc::IPPROTO_IP,
+                    libc::IP_MULTICAST_IF,
+                    (&raw const ifaddr).cast(),
+                    std::mem::size_of::<libc::in_addr>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+            let waiter = {
+                let rx = rx.clone();
+                greenlet::spawn(move || {
+                    let mut buf = [0; 16];
+                    let (n, from) = rx.recv_from(&mut buf).unwrap();
+                    (buf[..n].to_vec(), from)
+                })
+            };
+            tx.send_to(b"to the group", (group, port)).unwrap();
+            let (data, from) = waiter.get().unwrap().clone();
+            assert_eq!(data, b"to the group");
+            assert_eq!(from, tx.local_addr().unwrap());
+            rx.leave_multicast_v4(&group, &lo).unwrap();
+            // Leaving twice: the membership is gone.
+            assert!(rx.leave_multicast_v4(&group, &lo).is_err());
         });
     });
 }
