@@ -3,7 +3,7 @@
 //! be model-checked with loom.
 //!
 //! Normally this re-exports the primitives' spin lock (`sync::spin::Mutex`) and the hub's parking
-//! (`Unparker`, `park_until`). Built with `--cfg loom`, it swaps in loom's
+//! (`Waiter`, `park_until`). Built with `--cfg loom`, it swaps in loom's
 //! `Mutex` and loom threads' park/unpark, and models time: a wait with a
 //! deadline parks for "one step" (a yield) and then counts as expired, which
 //! puts the timeout path in a race with every wake-up loom can order against
@@ -16,7 +16,7 @@
 mod imp {
     use std::time::Instant;
 
-    pub(crate) use crate::hub::park::Unparker;
+    pub(crate) use crate::hub::park::{Waiter, Wake};
     pub(crate) use crate::sync::spin::{Mutex, MutexGuard};
 
     /// Parks the caller until unparked (maybe spuriously) or `deadline`.
@@ -50,16 +50,28 @@ mod imp {
 
     pub(crate) use ::loom::sync::{Mutex, MutexGuard};
 
-    /// Wakes a loom thread.
-    #[derive(Clone)]
-    pub(crate) struct Unparker(::loom::thread::Thread);
+    /// A loom thread waiting in a wait list's node.
+    pub(crate) struct Waiter(::loom::thread::Thread);
 
-    impl Unparker {
-        pub(crate) fn current() -> Unparker {
-            Unparker(::loom::thread::current())
+    impl Waiter {
+        pub(crate) fn current() -> Waiter {
+            Waiter(::loom::thread::current())
         }
 
-        pub(crate) fn unpark(&self) {
+        /// Under the list's lock: what to wake once it is released.
+        ///
+        /// # Safety
+        /// None needed under loom; the signature matches the real one.
+        pub(crate) unsafe fn notify(self) -> Wake {
+            Wake(self.0)
+        }
+    }
+
+    /// A notified loom thread, to unpark after the lock.
+    pub(crate) struct Wake(::loom::thread::Thread);
+
+    impl Wake {
+        pub(crate) fn unpark(self) {
             self.0.unpark()
         }
     }

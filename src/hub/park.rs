@@ -25,6 +25,7 @@
 //! greenlet raises it at its next switch point ([`check_interrupts`]), never
 //! while it is already unwinding from one.
 
+use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -80,6 +81,87 @@ impl Unparker {
                 wake(g, Place::Behind);
             }
             Unparker::Thread(t) => t.unpark(),
+        }
+    }
+}
+
+/// Who waits in a wait list's node (`sync::waitlist`): a hub greenlet or a
+/// plain thread. Unlike an [`Unparker`], it does not count a reference to
+/// the greenlet: a greenlet is alive while its node is listed, because it
+/// takes the node off, under the list's lock, before it leaves its wait
+/// (a drop guard does it when the wait unwinds), and it holds itself alive
+/// while it runs. So the waiter may only be used under that lock, while
+/// listed: [`Waiter::notify`] is the one way out.
+pub(crate) enum Waiter {
+    Greenlet(NonNull<Header>),
+    Thread(std::sync::Arc<ThreadParker>),
+}
+
+// SAFETY: the greenlet pointer is only followed under the wait list's lock
+// while the node is listed (see `Waiter`), and then only to reach the
+// greenlet's shared fields (its park state, worker, thread key), which are
+// atomics or immutable; the thread variant is an `Arc` of a `Sync` parker.
+unsafe impl Send for Waiter {}
+
+impl Waiter {
+    /// The running greenlet if it runs on a hub, else this thread.
+    #[inline]
+    pub(crate) fn current() -> Waiter {
+        match current_hub_greenlet() {
+            // SAFETY: the running greenlet is not null.
+            Some(g) => Waiter::Greenlet(unsafe { NonNull::new_unchecked(g.cast_mut()) }),
+            None => Waiter::Thread(ThreadParker::current()),
+        }
+    }
+
+    /// Notifies the waiter, taking it out of its node: a greenlet of this
+    /// thread is woken now (it cannot run before this thread switches away,
+    /// and waking it takes no lock and makes no system call); anyone else is
+    /// returned, counted, to be woken once the list's lock is released.
+    ///
+    /// # Safety
+    /// Called under the wait list's lock, with the waiter's node still
+    /// listed (so a greenlet waiter is alive).
+    #[inline(always)]
+    pub(crate) unsafe fn notify(self) -> Wake {
+        match self {
+            Waiter::Greenlet(g) => {
+                // SAFETY: alive, per the caller.
+                let h = unsafe { g.as_ref() };
+                if h.on_this_thread() {
+                    unpark(h);
+                    Wake(None)
+                } else {
+                    // SAFETY: alive, per the caller.
+                    unsafe { Self::remote(h) }
+                }
+            }
+            Waiter::Thread(t) => Wake(Some(Unparker::Thread(t))),
+        }
+    }
+
+    /// A greenlet of another thread, counted until the wake after the lock.
+    ///
+    /// # Safety
+    /// `g` is alive.
+    #[inline(never)]
+    unsafe fn remote(g: &Header) -> Wake {
+        // SAFETY: per the caller.
+        Wake(Some(Unparker::Greenlet(unsafe {
+            HeaderRef::clone_from_ptr(g)
+        })))
+    }
+}
+
+/// A notified waiter still to wake, once the wait list's lock is released
+/// (nobody, if it was woken under the lock).
+pub(crate) struct Wake(Option<Unparker>);
+
+impl Wake {
+    #[inline(always)]
+    pub(crate) fn unpark(self) {
+        if let Some(u) = self.0 {
+            u.unpark();
         }
     }
 }

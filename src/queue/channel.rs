@@ -13,7 +13,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::{GetError, Getter, Iter, PutError};
-use crate::loom::{Mutex, Unparker, lock};
+use crate::loom::{Mutex, Waiter, lock};
 use crate::sync::waitlist::{Status, WaitList, Wakeups, deadline_in, wait};
 
 struct State<T> {
@@ -96,7 +96,7 @@ impl<T> Channel<T> {
             if !block {
                 return Err(PutError::Full(v));
             }
-            s.putters.push(Unparker::current(), Some(v))
+            s.putters.push(Waiter::current(), Some(v))
         };
         let mut back = None;
         let taken = wait(
@@ -137,7 +137,7 @@ impl<T> Channel<T> {
             if !block {
                 return Err(GetError::Empty);
             }
-            s.getters.push(Unparker::current(), None)
+            s.getters.push(Waiter::current(), None)
         };
         let got = wait(
             &self.state,

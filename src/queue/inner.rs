@@ -27,7 +27,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::time::Instant;
 
 use super::{GetError, PutError};
-use crate::loom::{Mutex, Unparker, lock};
+use crate::loom::{Mutex, Waiter, lock};
 use crate::sync::waitlist::{Status, WaitList, Wakeups, wait, wait_notified, wait_ready};
 
 /// How a queue orders its items.
@@ -238,7 +238,7 @@ impl<T, S: Store<Item = T>> Inner<T, S> {
             if !block {
                 return Err(PutError::Full(v));
             }
-            s.putters.push(Unparker::current(), false)
+            s.putters.push(Waiter::current(), false)
         };
         let mut item = Some(v);
         let done = wait(
@@ -290,7 +290,7 @@ impl<T, S: Store<Item = T>> Inner<T, S> {
             if !block {
                 return Err(GetError::Empty);
             }
-            s.getters.push(Unparker::current(), None)
+            s.getters.push(Waiter::current(), None)
         };
         let got = wait(
             &self.state,
@@ -335,7 +335,7 @@ impl<T, S: Store<Item = T>> Inner<T, S> {
                 if !block {
                     return Err(GetError::Empty);
                 }
-                s.peekers.push(Unparker::current(), ())
+                s.peekers.push(Waiter::current(), ())
             };
             if !wait_notified(&self.state, key, deadline, |s| &mut s.peekers) {
                 return Err(GetError::Timeout);

@@ -9,7 +9,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::waitlist::{Status, WaitList, Wakeups, deadline_in, wait, wait_ready};
-use crate::loom::{Mutex, Unparker, lock};
+use crate::loom::{Mutex, Waiter, lock};
 
 struct BarrierState {
     arrived: usize,
@@ -74,7 +74,7 @@ impl Barrier {
                 wake.wake();
                 return Some(BarrierWaitResult(true));
             }
-            s.waiters.push(Unparker::current(), ())
+            s.waiters.push(Waiter::current(), ())
         };
         wait(
             &self.state,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::lock::LockGuard;
 use super::waitlist::{Status, WaitList, Wakeups, deadline_in, wait};
-use crate::loom::{Mutex, Unparker, lock};
+use crate::loom::{Mutex, Waiter, lock};
 
 /// A condition variable for [`Lock`](super::Lock) (gevent's `Condition`,
 /// shaped like `std::sync::Condvar`).
@@ -90,7 +90,7 @@ impl Condition {
         deadline: Option<Instant>,
     ) -> (LockGuard<'a, T>, bool) {
         let lock_ref = guard.lock_ref();
-        let key = lock(&self.waiters).push(Unparker::current(), ());
+        let key = lock(&self.waiters).push(Waiter::current(), ());
         drop(guard);
         let notified = wait(
             &self.waiters,

@@ -43,7 +43,7 @@
 
 use std::time::Instant;
 
-use crate::loom::{Mutex, Unparker, expired, lock, park_until};
+use crate::loom::{Mutex, Waiter, Wake, expired, lock, park_until};
 
 const NIL: u32 = u32::MAX;
 
@@ -70,7 +70,7 @@ struct Node<P> {
     generation: u32,
     /// `None` while the slot is free.
     status: Option<Status>,
-    unparker: Option<Unparker>,
+    waiter: Option<Waiter>,
     payload: Option<P>,
 }
 
@@ -119,7 +119,7 @@ impl<P> WaitList<P> {
 
     /// Adds a waiter at the back.
     #[inline]
-    pub(crate) fn push(&mut self, unparker: Unparker, payload: P) -> Key {
+    pub(crate) fn push(&mut self, waiter: Waiter, payload: P) -> Key {
         let idx = match self.free {
             NIL => {
                 let i = u32::try_from(self.nodes.len()).expect("too many waiters");
@@ -129,7 +129,7 @@ impl<P> WaitList<P> {
                     next: NIL,
                     generation: 0,
                     status: None,
-                    unparker: None,
+                    waiter: None,
                     payload: None,
                 });
                 i
@@ -144,7 +144,7 @@ impl<P> WaitList<P> {
         n.prev = tail;
         n.next = NIL;
         n.status = Some(Status::Waiting);
-        n.unparker = Some(unparker);
+        n.waiter = Some(waiter);
         n.payload = Some(payload);
         let key = Key {
             idx,
@@ -191,12 +191,14 @@ impl<P> WaitList<P> {
 
     /// Notifies the front waiter, letting `grant` take or change its payload
     /// first; returns what `grant` returned and who to unpark (after the
-    /// primitive's lock is released).
+    /// primitive's lock is released). A greenlet of this thread is woken at
+    /// once instead (see [`Waiter::notify`]): the list lives in the
+    /// primitive's lock, which the caller holds.
     #[inline]
     pub(crate) fn notify_one_with<R>(
         &mut self,
         grant: impl FnOnce(&mut P) -> R,
-    ) -> Option<(R, Unparker)> {
+    ) -> Option<(R, Wake)> {
         let idx = self.head;
         if idx == NIL {
             return None;
@@ -205,12 +207,15 @@ impl<P> WaitList<P> {
         let n = &mut self.nodes[idx as usize];
         n.status = Some(Status::Notified);
         let r = grant(n.payload.as_mut().expect("a live node has a payload"));
-        let u = n.unparker.take().expect("a waiting node has an unparker");
-        Some((r, u))
+        let w = n.waiter.take().expect("a waiting node has a waiter");
+        // SAFETY: under the primitive's lock (the list is only reached
+        // through it), and the node was listed until just now: its waiter
+        // has not left its wait.
+        Some((r, unsafe { w.notify() }))
     }
 
     /// Notifies the front waiter; returns who to unpark.
-    pub(crate) fn notify_one(&mut self) -> Option<Unparker> {
+    pub(crate) fn notify_one(&mut self) -> Option<Wake> {
         self.notify_one_with(|_| ()).map(|(_, u)| u)
     }
 
@@ -231,20 +236,36 @@ impl<P> WaitList<P> {
 
     /// Frees a node (unlinking it if it still waits); returns its status and
     /// payload.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn remove(&mut self, key: Key) -> (Status, P) {
         let status = self.status(key);
         if status == Status::Waiting {
             self.unlink(key.idx);
         }
-        let n = &mut self.nodes[key.idx as usize];
+        (status, self.free_node(key.idx))
+    }
+
+    /// Frees a node that was notified and returns its payload; `None` (the
+    /// node left as it is) if it still waits.
+    #[inline(always)]
+    pub(crate) fn take_notified(&mut self, key: Key) -> Option<P> {
+        match self.status(key) {
+            Status::Waiting => None,
+            Status::Notified => Some(self.free_node(key.idx)),
+        }
+    }
+
+    /// Frees an unlinked node; its payload.
+    #[inline(always)]
+    fn free_node(&mut self, idx: u32) -> P {
+        let free = self.free;
+        let n = &mut self.nodes[idx as usize];
         n.status = None;
-        n.unparker = None;
+        n.waiter = None;
         n.generation = n.generation.wrapping_add(1);
-        let payload = n.payload.take().expect("a live node has a payload");
-        n.next = self.free;
-        self.free = key.idx;
-        (status, payload)
+        n.next = free;
+        self.free = idx;
+        n.payload.take().expect("a live node has a payload")
     }
 }
 
@@ -252,50 +273,52 @@ impl<P> WaitList<P> {
 /// one, kept without an allocation.
 #[must_use = "wake-ups must be delivered"]
 pub(crate) struct Wakeups {
-    first: Option<Unparker>,
-    rest: Vec<Unparker>,
+    first: Option<Wake>,
+    rest: Option<Vec<Wake>>,
 }
 
 impl Wakeups {
     pub(crate) const fn new() -> Self {
         Wakeups {
             first: None,
-            rest: Vec::new(),
+            rest: None,
         }
     }
 
-    pub(crate) fn one(u: Option<Unparker>) -> Self {
+    pub(crate) fn one(u: Option<Wake>) -> Self {
         Wakeups {
             first: u,
-            rest: Vec::new(),
+            rest: None,
         }
     }
 
-    pub(crate) fn push(&mut self, u: Unparker) {
+    pub(crate) fn push(&mut self, u: Wake) {
         if self.first.is_none() {
             self.first = Some(u);
         } else {
-            self.rest.push(u);
+            self.rest.get_or_insert_with(Vec::new).push(u);
         }
     }
 
     pub(crate) fn extend(&mut self, other: Wakeups) {
-        if let Some(u) = other.first {
+        let Wakeups { first, rest } = other;
+        if let Some(u) = first {
             self.push(u);
         }
-        for u in other.rest {
+        for u in rest.into_iter().flatten() {
             self.push(u);
         }
     }
 
     /// Unparks them all.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn wake(self) {
-        if let Some(u) = self.first {
+        let Wakeups { first, rest } = self;
+        if let Some(u) = first {
             u.unpark();
         }
-        if !self.rest.is_empty() {
-            self.rest.into_iter().for_each(|u| u.unpark());
+        if let Some(rest) = rest {
+            rest.into_iter().for_each(Wake::unpark);
         }
     }
 }
@@ -319,10 +342,22 @@ where
     L: Fn(&mut S) -> &mut WaitList<P>,
     G: FnMut(&mut S, Status, P) -> Wakeups,
 {
+    #[inline(always)]
     fn drop(&mut self) {
-        if !self.armed {
-            return;
+        if self.armed {
+            self.abandon_now();
         }
+    }
+}
+
+impl<S, P, L, G> Abandon<'_, S, P, L, G>
+where
+    L: Fn(&mut S) -> &mut WaitList<P>,
+    G: FnMut(&mut S, Status, P) -> Wakeups,
+{
+    #[cold]
+    #[inline(never)]
+    fn abandon_now(&mut self) {
         let wake = {
             let mut s = lock(self.mutex);
             let (status, payload) = (self.list)(&mut s).remove(self.key);
@@ -345,6 +380,7 @@ where
 ///
 /// The caller pushed the node under the same lock, after checking it could
 /// not proceed, and does not hold the lock now.
+#[inline(always)]
 pub(crate) fn wait<S, P, R, L, T, G>(
     mutex: &Mutex<S>,
     key: Key,
@@ -368,9 +404,8 @@ where
     loop {
         park_until(deadline);
         let mut s = lock(mutex);
-        if list(&mut s).status(key) == Status::Notified {
+        if let Some(payload) = list(&mut s).take_notified(key) {
             guard.armed = false;
-            let (_, payload) = list(&mut s).remove(key);
             return Some(take(&mut s, payload));
         }
         if expired(deadline) {
@@ -405,7 +440,7 @@ pub(crate) fn acquire<S, P>(
         if try_take(&mut s) {
             return true;
         }
-        list(&mut s).push(Unparker::current(), payload)
+        list(&mut s).push(Waiter::current(), payload)
     };
     wait(
         mutex,
@@ -436,7 +471,7 @@ pub(crate) fn wait_ready<S>(
         if ready(&mut s) {
             return true;
         }
-        list(&mut s).push(Unparker::current(), ())
+        list(&mut s).push(Waiter::current(), ())
     };
     wait_notified(mutex, key, deadline, list)
 }
@@ -469,8 +504,8 @@ pub(crate) fn deadline_in(timeout: std::time::Duration) -> Option<Instant> {
 mod tests {
     use super::*;
 
-    fn me() -> Unparker {
-        Unparker::current()
+    fn me() -> Waiter {
+        Waiter::current()
     }
 
     #[test]
