@@ -306,8 +306,8 @@ fn release_pages(stacks: &[StackMem], stride: usize) {
 }
 
 /// Trims this thread's pool if a trim period has passed since the last
-/// (called by an idle worker).
-pub(crate) fn trim_idle() {
+/// (called by an idle worker); true if it did.
+pub(crate) fn trim_idle() -> bool {
     thread_local! {
         static LAST: Cell<Option<std::time::Instant>> = const { Cell::new(None) };
     }
@@ -326,6 +326,7 @@ pub(crate) fn trim_idle() {
             }
         });
     }
+    due
 }
 
 /// How guard pages are made on this kernel, found on first use.

@@ -605,7 +605,11 @@ impl Driver {
         if self.spin_for_work() {
             return;
         }
-        crate::stack::trim_idle();
+        // Memory kept for spawns to come, unused for a whole period, goes
+        // back (see `stack` and `spawn::cache`).
+        if crate::stack::trim_idle() {
+            crate::spawn::cache::trim_now();
+        }
         let rt = &self.rt;
         rt.enter_idle(self.shared.index);
         self.shared.sleeping.store(true, Ordering::SeqCst);

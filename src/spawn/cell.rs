@@ -21,10 +21,11 @@
 //! `DONE` and fires itself. The result is written before `DONE` (release) and
 //! read only after seeing `DONE` (acquire), and never changes after.
 
+use std::alloc::Layout;
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -306,9 +307,14 @@ unsafe fn drop_func<T: 'static, F: FnOnce() -> T + 'static>(h: &Header) {
 /// # Safety
 /// See above; `p` is the last reference.
 unsafe fn dealloc<T: 'static, F: FnOnce() -> T + 'static>(p: NonNull<Header>) {
-    // SAFETY: task cells are made by `new_cell` with Box::into_raw; this is
-    // the last reference.
-    drop(unsafe { Box::from_raw(p.as_ptr().cast::<TaskCell<T, F>>()) });
+    let cell = p.as_ptr().cast::<TaskCell<T, F>>();
+    // SAFETY: task cells are made by `new_cell` in memory from the cell
+    // cache with this layout; this is the last reference, so the cell is
+    // dropped once and its memory freed once.
+    unsafe {
+        ptr::drop_in_place(cell);
+        super::cache::dealloc(p.cast(), Layout::new::<TaskCell<T, F>>());
+    }
 }
 
 /// Stores the result and tells the links.
@@ -430,7 +436,8 @@ where
     F: FnOnce() -> T + 'static,
     T: 'static,
 {
-    let cell = Box::new(TaskCell::<T, F> {
+    let mem = super::cache::alloc(Layout::new::<TaskCell<T, F>>()).cast::<TaskCell<T, F>>();
+    let cell = TaskCell::<T, F> {
         prefix: Prefix {
             common: Common {
                 header: Header::new(
@@ -445,8 +452,10 @@ where
         },
         local,
         func: UnsafeCell::new(Some(f)),
-    });
-    let ptr = NonNull::from(Box::leak(cell)).cast::<Header>();
+    };
+    // SAFETY: fresh memory with the layout of a TaskCell<T, F>.
+    unsafe { mem.as_ptr().write(cell) };
+    let ptr = mem.cast::<Header>();
     // SAFETY: a fresh cell with one reference; header at offset 0.
     unsafe { HeaderRef::from_raw(ptr) }
 }

@@ -1,6 +1,7 @@
 //! Spawned greenlets: `spawn` and friends, `GreenletBuilder`, and the
 //! `Greenlet<T>` handle (`handle`), over the cell and lifecycle in `cell`.
 
+pub(crate) mod cache;
 mod cell;
 mod handle;
 
