@@ -211,11 +211,19 @@ struct Class {
 
 impl Class {
     /// Maps a new slab if no stack is free.
+    #[inline(always)]
     fn refill(&mut self) -> Result<(), StackError> {
         if self.hot.is_empty() && self.cold.is_empty() {
-            self.cold = map_slab(self.size, self.next_slab)?;
-            self.next_slab = (self.next_slab * 2).min(MAX_SLAB_STACKS);
+            return self.map_more();
         }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn map_more(&mut self) -> Result<(), StackError> {
+        self.cold = map_slab(self.size, self.next_slab)?;
+        self.next_slab = (self.next_slab * 2).min(MAX_SLAB_STACKS);
         Ok(())
     }
 }
@@ -227,11 +235,17 @@ struct Pool {
 }
 
 impl Pool {
-    #[inline]
+    #[inline(always)]
     fn class(&mut self, size: usize) -> &mut Class {
         if self.classes.get(self.last).is_some_and(|c| c.size == size) {
             return &mut self.classes[self.last];
         }
+        self.other_class(size)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn other_class(&mut self, size: usize) -> &mut Class {
         let at = match self.classes.iter().position(|c| c.size == size) {
             Some(at) => at,
             None => {
@@ -249,6 +263,7 @@ impl Pool {
         &mut self.classes[at]
     }
 
+    #[inline(always)]
     fn take(&mut self, size: usize) -> Result<Stack, StackError> {
         let class = self.class(size);
         class.refill()?;
@@ -262,6 +277,7 @@ impl Pool {
         Ok(Stack(std::mem::ManuallyDrop::new(mem)))
     }
 
+    #[inline(always)]
     fn give(&mut self, stack: StackMem) {
         self.class(stack.size).hot.push(stack);
     }

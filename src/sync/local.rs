@@ -65,7 +65,21 @@ impl Locals {
     ///
     /// # Safety
     /// On the owning thread, with no `&T` from `get_or_init` alive.
+    #[inline]
     unsafe fn clear(&self) {
+        // SAFETY: per the caller.
+        if unsafe { (*self.0.get()).is_none() } {
+            return;
+        }
+        // SAFETY: per the caller.
+        unsafe { self.clear_slow() }
+    }
+
+    /// # Safety
+    /// As for `clear`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn clear_slow(&self) {
         for _ in 0..16 {
             // SAFETY: per the caller; the map is moved out before any value
             // runs its destructor, so a destructor may use the slot again.
