@@ -7,8 +7,8 @@
 //! its result slot for a spawned greenlet, the closure and its start value
 //! for a raw one). The header is reference counted by hand ([`HeaderRef`]);
 //! its `vtable` knows the real type, to start the closure and free the cell.
-//! This keeps a spawn to one allocation and lets run queues hold thin
-//! pointers.
+//! This keeps a spawn to one allocation (served by a per-thread cache, see
+//! `spawn::cache`) and lets run queues hold thin pointers.
 //!
 //! Everything other greenlets or the hub point to (wait-list entries, timers,
 //! the run queue) points at the header, never into a stack (DESIGN.md §7).

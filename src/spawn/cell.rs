@@ -4,7 +4,8 @@
 //!
 //! A spawned greenlet is one allocation, a `TaskCell<T, F>`: the header, the
 //! list of links (who to tell when it ends), the result slot, and the closure
-//! until it starts. `Greenlet<T>` handles and the hub's queues hold counted
+//! until it starts. Its memory comes from the spawning thread's cell cache
+//! (`spawn::cache`). `Greenlet<T>` handles and the hub's queues hold counted
 //! references to it.
 //!
 //! # Lifecycle (`Header::life`)
