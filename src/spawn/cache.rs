@@ -22,9 +22,11 @@
 //! when its own lists run dry). Blocks come from the system allocator one by
 //! one, so any block can also go back to it alone.
 //!
-//! What a cache keeps is bounded over time, as for stacks: an idle worker
-//! gives back, at most once a second ([`trim_now`]), the blocks of each
-//! class beyond [`HOT_BLOCKS`] that stayed unused for the whole second.
+//! What a cache keeps is bounded, over time on workers as for stacks: an
+//! idle worker gives back, at most once a second ([`trim_now`]), the blocks
+//! of each class beyond [`HOT_BLOCKS`] that stayed unused for the whole
+//! second. A plain thread (which never goes idle in a hub) keeps at most
+//! [`PLAIN_THREAD_BLOCKS`] per class and frees the rest at once.
 //!
 //! A thread that exits empties its cache into the system allocator and
 //! *closes* it: a block freed later, by another thread, goes straight to the
@@ -46,8 +48,12 @@ const MAX_BLOCK: usize = 1024;
 const CLASSES: usize = MAX_BLOCK / CLASS_STEP;
 /// What precedes a cell in its block: the owning cache and the class.
 const PREFIX: usize = 16;
-/// Blocks of each class a cache keeps for good.
+/// Blocks of each class a worker's cache keeps for good.
 const HOT_BLOCKS: usize = 256;
+/// Blocks of each class a plain thread's cache keeps at most. Nothing trims
+/// a plain thread's cache (only idle workers trim), so it is capped instead:
+/// a thread that spawns a burst and then joins it gives the memory back.
+const PLAIN_THREAD_BLOCKS: usize = 1024;
 /// Marks a closed cache's `remote` list (no block is at this address).
 const CLOSED: *mut Free = ptr::dangling_mut::<Free>();
 
@@ -271,7 +277,7 @@ fn take_slow(cache: &'static Cache, class: usize) -> NonNull<u8> {
         unsafe {
             let next = (*p).next;
             let c = (*prefix_of(p)).class;
-            give(cache, c, p);
+            keep(cache, c, p);
             p = next;
         }
     }
@@ -280,6 +286,18 @@ fn take_slow(cache: &'static Cache, class: usize) -> NonNull<u8> {
         return alloc_block(cache, class);
     }
     take(cache, class)
+}
+
+/// Keeps a free block of ours for reuse, unless this plain thread's cache
+/// is full (then it goes back to the system allocator).
+#[inline(always)]
+fn keep(cache: &Cache, class: usize, p: *mut Free) {
+    if cache.len[class].get() >= PLAIN_THREAD_BLOCKS && !crate::hub::Driver::is_worker_thread() {
+        // SAFETY: a free block of ours, held by nobody else.
+        unsafe { free_block(p, class) };
+    } else {
+        give(cache, class, p);
+    }
 }
 
 /// Puts a free block of ours on its local list.
@@ -315,7 +333,7 @@ pub(crate) unsafe fn dealloc(p: NonNull<u8>, layout: Layout) {
     let owner = unsafe { &*owner };
     let mine = OWNED.try_with(|o| ptr::eq(o.0, owner)).unwrap_or(false);
     if mine {
-        give(owner, class, block);
+        keep(owner, class, block);
     } else {
         // SAFETY: the block is free and ours to hand over.
         unsafe { free_remote(owner, block, class) };
@@ -482,6 +500,19 @@ mod tests {
                 unsafe { dealloc(NonNull::new(a as *mut u8).unwrap(), layout()) };
             }
         }
+    }
+
+    #[test]
+    fn a_plain_thread_keeps_a_bounded_number_of_blocks() {
+        // Test threads are plain threads (no hub).
+        let odd = Layout::from_size_align(700, 16).unwrap();
+        let class = class_of(odd).unwrap();
+        let blocks: Vec<_> = (0..PLAIN_THREAD_BLOCKS + 500).map(|_| alloc(odd)).collect();
+        for b in blocks {
+            // SAFETY: from alloc with this layout, once.
+            unsafe { dealloc(b, odd) };
+        }
+        assert_eq!(OWNED.with(|o| o.0.len[class].get()), PLAIN_THREAD_BLOCKS);
     }
 
     #[test]
