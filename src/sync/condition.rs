@@ -11,7 +11,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::lock::LockGuard;
-use super::waitlist::{Status, WaitList, Wakeups, deadline_in, wait};
+use super::waitlist::{Key, Status, WaitList, Wakeups, deadline_in, wait};
 use crate::loom::{Mutex, Waiter, lock};
 
 /// A condition variable for [`Lock`](super::Lock) (gevent's `Condition`,
@@ -39,6 +39,25 @@ use crate::loom::{Mutex, Waiter, lock};
 /// ```
 pub struct Condition {
     waiters: Mutex<WaitList>,
+}
+
+/// Takes a waiter's node off the list if dropped (see `wait_until`).
+struct Listed<'a>(&'a Mutex<WaitList>, Key);
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        let wake = {
+            let mut w = lock(self.0);
+            match w.remove(self.1).0 {
+                Status::Waiting => None,
+                // A notification meant for one waiter: pass it on.
+                Status::Notified => w.notify_one(),
+            }
+        };
+        if let Some(u) = wake {
+            u.unpark();
+        }
+    }
 }
 
 impl Default for Condition {
@@ -91,7 +110,12 @@ impl Condition {
     ) -> (LockGuard<'a, T>, bool) {
         let lock_ref = guard.lock_ref();
         let key = lock(&self.waiters).push(Waiter::current(), ());
+        // Our node must leave the list however we leave (it names us
+        // without counting a reference): if releasing the lock unwound,
+        // take it off before going on.
+        let listed = Listed(&self.waiters, key);
         drop(guard);
+        std::mem::forget(listed);
         let notified = wait(
             &self.waiters,
             key,
