@@ -9,7 +9,8 @@
 //! greenlet costs the page or two its frames use.
 //!
 //! Guard pages: on Linux 6.13 and later `madvise(MADV_GUARD_INSTALL)` marks
-//! the guard page inside the slab's single mapping. Older kernels get an
+//! the guard page inside the slab's single mapping (for a whole slab in one
+//! `process_madvise` where the kernel takes it). Older kernels get an
 //! `mprotect(PROT_NONE)` guard, which splits the mapping: every stack then
 //! costs two of the kernel's `vm.max_map_count` mappings (65530 by default),
 //! and running out is reported with that name and how to raise it.
