@@ -168,7 +168,7 @@ fn block_layout(class: usize) -> Layout {
 /// allocator.
 ///
 /// # Safety
-/// `p` is a free block of `class` made by [`alloc_block`].
+/// `p` is a free block of `class` made by [`new_block`].
 unsafe fn free_block(p: *mut Free, class: usize) {
     // SAFETY: per the caller, the block starts PREFIX bytes before.
     unsafe { std::alloc::dealloc(p.cast::<u8>().sub(PREFIX), block_layout(class)) }
@@ -197,9 +197,10 @@ fn prefix_of(p: *mut Free) -> *mut Prefix {
     p.cast::<u8>().wrapping_sub(PREFIX).cast::<Prefix>()
 }
 
-/// A new block of `class` for `cache`, from the system allocator.
+/// A new block of `class` from the system allocator, owned by `owner`
+/// (null: by no cache).
 #[cold]
-fn alloc_block(cache: &'static Cache, class: usize) -> NonNull<u8> {
+fn new_block(owner: *const Cache, class: usize) -> NonNull<u8> {
     let layout = block_layout(class);
     // SAFETY: a non-zero size.
     let base = unsafe { std::alloc::alloc(layout) };
@@ -208,10 +209,7 @@ fn alloc_block(cache: &'static Cache, class: usize) -> NonNull<u8> {
     }
     // SAFETY: a fresh block of at least PREFIX bytes, suitably aligned.
     unsafe {
-        base.cast::<Prefix>().write(Prefix {
-            owner: cache,
-            class,
-        });
+        base.cast::<Prefix>().write(Prefix { owner, class });
         NonNull::new_unchecked(base.add(PREFIX))
     }
 }
@@ -228,25 +226,7 @@ pub(crate) fn alloc(layout: Layout) -> NonNull<u8> {
     // allocator then (such a block has a prefix too, owned by no cache).
     OWNED
         .try_with(|o| take(o.0, class))
-        .unwrap_or_else(|_| alloc_orphan(class))
-}
-
-#[cold]
-fn alloc_orphan(class: usize) -> NonNull<u8> {
-    let layout = block_layout(class);
-    // SAFETY: a non-zero size.
-    let base = unsafe { std::alloc::alloc(layout) };
-    if base.is_null() {
-        std::alloc::handle_alloc_error(layout);
-    }
-    // SAFETY: a fresh block, as in `alloc_block`.
-    unsafe {
-        base.cast::<Prefix>().write(Prefix {
-            owner: ptr::null(),
-            class,
-        });
-        NonNull::new_unchecked(base.add(PREFIX))
-    }
+        .unwrap_or_else(|_| new_block(ptr::null(), class))
 }
 
 #[inline(always)]
@@ -283,7 +263,7 @@ fn take_slow(cache: &'static Cache, class: usize) -> NonNull<u8> {
     }
     let head = cache.local[class].get();
     if head.is_null() {
-        return alloc_block(cache, class);
+        return new_block(cache, class);
     }
     take(cache, class)
 }
