@@ -15,50 +15,39 @@
 //!
 //! Cells of up to [`MAX_BLOCK`] bytes (alignment at most 16) are served from
 //! blocks in size classes of [`CLASS_STEP`] bytes. A block starts with a
-//! prefix naming the thread cache that made it and the slab it was carved
-//! from; the cell follows. A freed block goes back to its own thread's
-//! cache: pushed on a plain list when freed on that thread, or on the
-//! cache's lock-free `remote` list when freed elsewhere (the owner takes that
-//! list in one swap when its own lists run dry).
-//!
-//! New blocks are carved from slabs of about [`SLAB_BYTES`], one system
-//! allocation each. A block that leaves the cache for good (trimmed, beyond
-//! a cap, or freed to a closed cache) is given back to its slab, and the slab
-//! goes back to the system allocator with its last block.
+//! prefix naming the thread cache that made it and its class; the cell
+//! follows. A freed block goes back to its own thread's cache: pushed on a
+//! plain list when freed on that thread, or on the cache's lock-free
+//! `remote` list when freed elsewhere (the owner takes that list in one swap
+//! when its own lists run dry). Blocks come from the system allocator one by
+//! one, so any block can also go back to it alone.
 //!
 //! What a cache keeps is bounded, over time on workers as for stacks: an
 //! idle worker gives back, at most once a second ([`trim_now`]), the blocks
 //! of each class beyond [`HOT_BLOCKS`] that stayed unused for the whole
 //! second. A plain thread (which never goes idle in a hub) keeps at most
-//! [`PLAIN_THREAD_BLOCKS`] per class and gives the rest back at once.
+//! [`PLAIN_THREAD_BLOCKS`] per class and frees the rest at once.
 //!
-//! A thread that exits gives back everything its cache holds (and the
-//! blocks it never carved) and *closes* the cache: a block freed later, by
-//! another thread, goes straight back to its slab. Caches are never freed; a
-//! closed one is reopened by the next new thread, which then owns the
-//! blocks still out (a block freed to it joins its lists like its own). So
-//! the caches ever made number at most the threads alive at once.
+//! A thread that exits empties its cache into the system allocator and
+//! *closes* it: a block freed later, by another thread, goes straight to the
+//! system allocator. Caches are never freed; a closed one is reopened by the
+//! next new thread, which then owns the blocks still out (a block freed to
+//! it joins its lists like its own). So the caches ever made number at most
+//! the threads alive at once.
 
 use std::alloc::Layout;
 use std::cell::Cell;
 use std::ptr::{self, NonNull};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// Size classes are multiples of this.
 const CLASS_STEP: usize = 64;
 /// The largest block (prefix included) served from a cache.
 const MAX_BLOCK: usize = 1024;
 const CLASSES: usize = MAX_BLOCK / CLASS_STEP;
-/// What precedes a cell in its block: the owning cache and the slab.
+/// What precedes a cell in its block: the owning cache and the class.
 const PREFIX: usize = 16;
-/// Blocks are carved from slabs of about this many bytes, one allocation
-/// each: a burst of new cells then grows the system allocator's heap a slab
-/// at a time (glibc grows a worker thread's heap with one `mprotect` per
-/// request, so one per cell before).
-const SLAB_BYTES: usize = 32 * 1024;
-/// Room for the slab header; keeps the blocks 64-byte aligned.
-const SLAB_HEADER: usize = 64;
 /// Blocks of each class a worker's cache keeps for good.
 const HOT_BLOCKS: usize = 256;
 /// Blocks of each class a plain thread's cache keeps at most. Nothing trims
@@ -77,76 +66,7 @@ struct Free {
 #[repr(C)]
 struct Prefix {
     owner: *const Cache,
-    slab: *const Slab,
-}
-
-/// The header of a slab of `count` blocks of one class. The slab is freed
-/// when every block has been given back to it (`live` reaches zero); blocks
-/// not carved yet count as live until their cache closes.
-#[repr(C)]
-struct Slab {
     class: usize,
-    count: usize,
-    live: AtomicUsize,
-}
-
-impl Slab {
-    fn layout(class: usize, count: usize) -> Layout {
-        Layout::from_size_align(SLAB_HEADER + count * block_size(class), SLAB_HEADER)
-            .expect("a slab layout")
-    }
-
-    /// A new slab of `count` blocks of `class`: its header and its first
-    /// block's address.
-    fn new(class: usize, count: usize) -> (*const Slab, *mut u8) {
-        let layout = Slab::layout(class, count);
-        // SAFETY: a non-zero size.
-        let base = unsafe { std::alloc::alloc(layout) };
-        if base.is_null() {
-            std::alloc::handle_alloc_error(layout);
-        }
-        let slab = base.cast::<Slab>();
-        #[cfg(test)]
-        tests::LIVE_SLABS[class].fetch_add(1, Ordering::Relaxed);
-        // SAFETY: fresh memory, aligned for the header, with the blocks
-        // after it.
-        unsafe {
-            slab.write(Slab {
-                class,
-                count,
-                live: AtomicUsize::new(count),
-            });
-            (slab, base.add(SLAB_HEADER))
-        }
-    }
-
-    /// Gives `n` blocks back to the slab, freeing it with the last.
-    ///
-    /// # Safety
-    /// `slab` is alive and the `n` blocks are its own, free and used by
-    /// nobody any more.
-    unsafe fn release(slab: *const Slab, n: usize) {
-        if n == 0 {
-            return;
-        }
-        // SAFETY: alive per the caller; `live` counts blocks not given back,
-        // these among them.
-        unsafe {
-            if (*slab).live.fetch_sub(n, Ordering::AcqRel) == n {
-                #[cfg(test)]
-                tests::LIVE_SLABS[(*slab).class].fetch_sub(1, Ordering::Relaxed);
-                let layout = Slab::layout((*slab).class, (*slab).count);
-                std::alloc::dealloc(slab.cast_mut().cast::<u8>(), layout);
-            }
-        }
-    }
-}
-
-/// Where a cache carves its next new block of a class from.
-struct Bump {
-    slab: Cell<*const Slab>,
-    next: Cell<*mut u8>,
-    left: Cell<usize>,
 }
 
 /// One thread's cache.
@@ -159,8 +79,6 @@ struct Cache {
     low_water: [Cell<usize>; CLASSES],
     /// Blocks freed by other threads (any class), or [`CLOSED`].
     remote: AtomicPtr<Free>,
-    /// The slab being carved, per class.
-    bump: [Bump; CLASSES],
 }
 
 // SAFETY: the `Cell` fields are touched only by the thread that owns the
@@ -184,18 +102,11 @@ impl Drop for Owned {
                 // SAFETY: blocks on a local list are free and ours.
                 let next = unsafe { (*p).next };
                 // SAFETY: as above; `p` points just past the prefix.
-                unsafe { free_block(p) };
+                unsafe { free_block(p, class) };
                 p = next;
             }
             cache.len[class].set(0);
             cache.low_water[class].set(0);
-            // The blocks never carved go back with the slab's share.
-            let bump = &cache.bump[class];
-            let slab = bump.slab.replace(ptr::null());
-            // SAFETY: a slab we carve from is alive (its uncarved blocks
-            // count as live), and those blocks were never handed out.
-            unsafe { Slab::release(slab, bump.left.replace(0)) };
-            bump.next.set(ptr::null_mut());
         }
         // From now on other threads free to the system allocator.
         let p = cache.remote.swap(CLOSED, Ordering::Acquire);
@@ -233,11 +144,6 @@ fn open_cache() -> &'static Cache {
             len: std::array::from_fn(|_| Cell::new(0)),
             low_water: std::array::from_fn(|_| Cell::new(0)),
             remote: AtomicPtr::new(ptr::null_mut()),
-            bump: std::array::from_fn(|_| Bump {
-                slab: Cell::new(ptr::null()),
-                next: Cell::new(ptr::null_mut()),
-                left: Cell::new(0),
-            }),
         })),
     }
 }
@@ -251,21 +157,21 @@ const fn class_of(layout: Layout) -> Option<usize> {
     Some((layout.size() + PREFIX).div_ceil(CLASS_STEP) - 1)
 }
 
-/// The size of a whole block of `class`, prefix included.
+/// The layout of a whole block of `class`.
 #[inline(always)]
-const fn block_size(class: usize) -> usize {
-    (class + 1) * CLASS_STEP
+fn block_layout(class: usize) -> Layout {
+    // SAFETY: a non-zero multiple of 64 with a power-of-two alignment.
+    unsafe { Layout::from_size_align_unchecked((class + 1) * CLASS_STEP, PREFIX) }
 }
 
-/// Gives a block (given by the address after its prefix) back to its slab,
-/// for good: the memory goes back to the system allocator with the slab.
+/// Frees a block (given by the address after its prefix) to the system
+/// allocator.
 ///
 /// # Safety
-/// `p` is a free block made by [`new_block`], used by nobody any more.
-unsafe fn free_block(p: *mut Free) {
-    // SAFETY: per the caller, its prefix names its slab, alive while the
-    // block is not given back.
-    unsafe { Slab::release((*prefix_of(p)).slab, 1) }
+/// `p` is a free block of `class` made by [`new_block`].
+unsafe fn free_block(p: *mut Free, class: usize) {
+    // SAFETY: per the caller, the block starts PREFIX bytes before.
+    unsafe { std::alloc::dealloc(p.cast::<u8>().sub(PREFIX), block_layout(class)) }
 }
 
 /// Frees every block of a remote list to the system allocator.
@@ -274,10 +180,11 @@ unsafe fn free_block(p: *mut Free) {
 /// The list is ours alone (taken whole from a `remote` list).
 unsafe fn free_list(mut p: *mut Free) {
     while !p.is_null() && p != CLOSED {
-        // SAFETY: a free block of ours alone.
+        // SAFETY: a free block whose prefix says its class.
         unsafe {
             let next = (*p).next;
-            free_block(p);
+            let class = (*prefix_of(p)).class;
+            free_block(p, class);
             p = next;
         }
     }
@@ -290,44 +197,19 @@ fn prefix_of(p: *mut Free) -> *mut Prefix {
     p.cast::<u8>().wrapping_sub(PREFIX).cast::<Prefix>()
 }
 
-/// A new block of `class` for `cache`, carved from its slab of that class
-/// (a new slab when that one is used up).
+/// A new block of `class` from the system allocator, owned by `owner`
+/// (null: by no cache).
 #[cold]
-fn new_block(cache: &'static Cache, class: usize) -> NonNull<u8> {
-    let bump = &cache.bump[class];
-    if bump.left.get() == 0 {
-        let (slab, first) = Slab::new(class, (SLAB_BYTES - SLAB_HEADER) / block_size(class));
-        bump.slab.set(slab);
-        bump.next.set(first);
-        // SAFETY: just made.
-        bump.left.set(unsafe { (*slab).count });
+fn new_block(owner: *const Cache, class: usize) -> NonNull<u8> {
+    let layout = block_layout(class);
+    // SAFETY: a non-zero size.
+    let base = unsafe { std::alloc::alloc(layout) };
+    if base.is_null() {
+        std::alloc::handle_alloc_error(layout);
     }
-    let base = bump.next.get();
-    // SAFETY: `left` blocks remain from `base` on, inside the slab.
-    bump.next.set(unsafe { base.add(block_size(class)) });
-    bump.left.set(bump.left.get() - 1);
-    // SAFETY: an uncarved block of the slab: ours, 64-byte aligned, of
-    // `block_size(class)` bytes.
-    unsafe { write_prefix(base, cache, bump.slab.get()) }
-}
-
-/// A block for a thread whose cache is gone (thread teardown): a slab of
-/// one, owned by no cache.
-#[cold]
-fn orphan_block(class: usize) -> NonNull<u8> {
-    let (slab, base) = Slab::new(class, 1);
-    // SAFETY: the slab's only block.
-    unsafe { write_prefix(base, ptr::null(), slab) }
-}
-
-/// Writes a block's prefix; the address its user gets.
-///
-/// # Safety
-/// `base` is a whole free block of `slab`.
-unsafe fn write_prefix(base: *mut u8, owner: *const Cache, slab: *const Slab) -> NonNull<u8> {
-    // SAFETY: per the caller.
+    // SAFETY: a fresh block of at least PREFIX bytes, suitably aligned.
     unsafe {
-        base.cast::<Prefix>().write(Prefix { owner, slab });
+        base.cast::<Prefix>().write(Prefix { owner, class });
         NonNull::new_unchecked(base.add(PREFIX))
     }
 }
@@ -344,7 +226,7 @@ pub(crate) fn alloc(layout: Layout) -> NonNull<u8> {
     // allocator then (such a block has a prefix too, owned by no cache).
     OWNED
         .try_with(|o| take(o.0, class))
-        .unwrap_or_else(|_| orphan_block(class))
+        .unwrap_or_else(|_| new_block(ptr::null(), class))
 }
 
 #[inline(always)]
@@ -374,7 +256,7 @@ fn take_slow(cache: &'static Cache, class: usize) -> NonNull<u8> {
         // free and now ours.
         unsafe {
             let next = (*p).next;
-            let c = (*(*prefix_of(p)).slab).class;
+            let c = (*prefix_of(p)).class;
             keep(cache, c, p);
             p = next;
         }
@@ -392,7 +274,7 @@ fn take_slow(cache: &'static Cache, class: usize) -> NonNull<u8> {
 fn keep(cache: &Cache, class: usize, p: *mut Free) {
     if cache.len[class].get() >= PLAIN_THREAD_BLOCKS && !crate::hub::Driver::is_worker_thread() {
         // SAFETY: a free block of ours, held by nobody else.
-        unsafe { free_block(p) };
+        unsafe { free_block(p, class) };
     } else {
         give(cache, class, p);
     }
@@ -419,13 +301,12 @@ pub(crate) unsafe fn dealloc(p: NonNull<u8>, layout: Layout) {
         unsafe { std::alloc::dealloc(p.as_ptr(), layout) };
         return;
     }
-    let class = class_of(layout).expect("checked");
     let block = p.as_ptr().cast::<Free>();
     // SAFETY: a cached block: its prefix is just before it.
-    let owner = unsafe { (*prefix_of(block)).owner };
+    let Prefix { owner, class } = unsafe { prefix_of(block).read() };
     if owner.is_null() {
-        // SAFETY: an orphan block, used by nobody any more.
-        unsafe { free_block(block) };
+        // SAFETY: an orphan block, from the system allocator.
+        unsafe { free_block(block, class) };
         return;
     }
     // SAFETY: caches are never freed.
@@ -435,22 +316,22 @@ pub(crate) unsafe fn dealloc(p: NonNull<u8>, layout: Layout) {
         keep(owner, class, block);
     } else {
         // SAFETY: the block is free and ours to hand over.
-        unsafe { free_remote(owner, block) };
+        unsafe { free_remote(owner, block, class) };
     }
 }
 
-/// Hands a block to another thread's cache (or back to its slab if that
-/// cache is closed).
+/// Hands a block to another thread's cache (or to the system allocator if
+/// that cache is closed).
 ///
 /// # Safety
-/// `p` is a free block owned by `cache`, held by nobody else.
+/// `p` is a free block of `class` owned by `cache`, held by nobody else.
 #[cold]
-unsafe fn free_remote(cache: &Cache, p: *mut Free) {
+unsafe fn free_remote(cache: &Cache, p: *mut Free, class: usize) {
     let mut head = cache.remote.load(Ordering::Relaxed);
     loop {
         if head == CLOSED {
             // SAFETY: per the caller.
-            unsafe { free_block(p) };
+            unsafe { free_block(p, class) };
             return;
         }
         // SAFETY: per the caller, the block is ours until the push lands.
@@ -476,7 +357,7 @@ fn trim(cache: &Cache) {
             // is free and ours.
             unsafe {
                 cache.local[class].set((*head).next);
-                free_block(head);
+                free_block(head, class);
             }
         }
         let len = cache.len[class].get() - excess;
@@ -494,67 +375,6 @@ pub(crate) fn trim_now() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Slabs alive per class. Class 15 (cells of 993 to 1008 bytes) is used
-    /// by the slab tests alone.
-    pub(super) static LIVE_SLABS: [AtomicUsize; CLASSES] = [const { AtomicUsize::new(0) }; CLASSES];
-    const SLAB_TEST_SIZE: usize = 1000;
-    static SLAB_TESTS: Mutex<()> = Mutex::new(());
-
-    fn slab_test_layout() -> Layout {
-        Layout::from_size_align(SLAB_TEST_SIZE, 16).unwrap()
-    }
-
-    fn live_test_slabs() -> usize {
-        LIVE_SLABS[class_of(slab_test_layout()).unwrap()].load(Ordering::Relaxed)
-    }
-
-    #[test]
-    fn slabs_are_freed_once_every_block_is_back() {
-        let _one = SLAB_TESTS.lock().unwrap();
-        assert_eq!(class_of(slab_test_layout()), Some(15));
-        // Counts are global (a test's blocks may sit in another thread's
-        // cache for a while): compare with what was there before.
-        let before = live_test_slabs();
-        // Blocks made and freed on a thread that then exits.
-        std::thread::spawn(move || {
-            let blocks: Vec<_> = (0..100).map(|_| alloc(slab_test_layout())).collect();
-            let per_slab = (SLAB_BYTES - SLAB_HEADER) / block_size(15);
-            assert!(live_test_slabs() >= before + 100 / per_slab);
-            for b in blocks {
-                // SAFETY: from alloc with this layout, once.
-                unsafe { dealloc(b, slab_test_layout()) };
-            }
-        })
-        .join()
-        .unwrap();
-        assert!(live_test_slabs() <= before, "the thread's slabs were freed");
-    }
-
-    #[test]
-    fn blocks_still_out_keep_their_slab_after_their_thread_exits() {
-        let _one = SLAB_TESTS.lock().unwrap();
-        let before = live_test_slabs();
-        let addrs: Vec<usize> = std::thread::spawn(|| {
-            (0..100)
-                .map(|_| alloc(slab_test_layout()).as_ptr() as usize)
-                .collect()
-        })
-        .join()
-        .unwrap();
-        assert!(
-            live_test_slabs() > before,
-            "the blocks still out keep their slabs"
-        );
-        for a in &addrs {
-            // SAFETY: each block is ours and has room for the test's bytes.
-            unsafe { (*a as *mut u8).write_bytes(0xA5, SLAB_TEST_SIZE) };
-        }
-        for a in addrs {
-            // SAFETY: from alloc with this layout, once.
-            unsafe { dealloc(NonNull::new(a as *mut u8).unwrap(), slab_test_layout()) };
-        }
-    }
 
     /// A cell of 300 bytes, aligned as a header is.
     fn layout() -> Layout {
@@ -577,7 +397,7 @@ mod tests {
         assert_eq!(class_of(Layout::from_size_align(64, 32).unwrap()), None);
         for size in 1..=MAX_BLOCK - PREFIX {
             let c = class_of(Layout::from_size_align(size, 8).unwrap()).unwrap();
-            assert!(block_size(c) >= size + PREFIX);
+            assert!(block_layout(c).size() >= size + PREFIX);
         }
     }
 
