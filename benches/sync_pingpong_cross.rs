@@ -3,6 +3,11 @@
 //! (multi-thread runtime, two workers, placement left to tokio) and may
 //! (two workers). One iteration is one round trip.
 //!
+//! tokio queues a task woken from one of its worker threads on that worker,
+//! so its two tasks soon take turns on one thread: its figure is not a
+//! cross-thread one. `tokio_mpsc_two_threads` is: each task on its own
+//! current-thread runtime, on its own thread.
+//!
 //! `cargo bench --bench sync_pingpong_cross`
 
 #[path = "common/pingpong.rs"]
@@ -28,6 +33,9 @@ fn across_workers(c: &mut Criterion) {
         b.iter_custom(|n| {
             rt.block_on(async move { tokio::spawn(pingpong::tokio_pingpong(n)).await.unwrap() })
         });
+    });
+    group.bench_function("tokio_mpsc_two_threads", |b| {
+        b.iter_custom(pingpong::tokio_two_threads);
     });
     group.bench_function("may_mpsc_2_workers", |b| {
         may::config().set_workers(2);

@@ -74,6 +74,39 @@ pub async fn tokio_pingpong(n: u64) -> Duration {
     elapsed
 }
 
+/// tokio across threads: the echo task on a current-thread runtime of its
+/// own thread, the timed side on another; the same channels.
+#[allow(dead_code)]
+pub fn tokio_two_threads(n: u64) -> Duration {
+    let (tx1, mut rx1) = tokio::sync::mpsc::channel::<u64>(1);
+    let (tx2, mut rx2) = tokio::sync::mpsc::channel::<u64>(1);
+    let current = || {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    };
+    let echo_rt = current();
+    let echo = std::thread::spawn(move || {
+        echo_rt.block_on(async move {
+            while let Some(v) = rx1.recv().await {
+                if tx2.send(v).await.is_err() {
+                    break;
+                }
+            }
+        })
+    });
+    let elapsed = current().block_on(async move {
+        let start = Instant::now();
+        for i in 0..n {
+            tx1.send(i).await.unwrap();
+            rx2.recv().await.unwrap();
+        }
+        start.elapsed()
+    });
+    echo.join().unwrap();
+    elapsed
+}
+
 /// may side: the same with `may::sync::mpsc` (unbounded; each direction
 /// holds at most one item anyway).
 pub fn may_pingpong(n: u64) -> Duration {
