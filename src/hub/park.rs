@@ -194,18 +194,6 @@ pub(crate) fn unpark(g: &Header) {
 
 #[inline]
 fn wake(g: &Header, place: Place) -> bool {
-    if claim_wake(g) {
-        schedule(g, place);
-        true
-    } else {
-        false
-    }
-}
-
-/// Moves `g`'s park state on for a wake-up; true if it was parked: the
-/// caller must then schedule it (exactly one waker wins that).
-#[inline]
-fn claim_wake(g: &Header) -> bool {
     let mut s = g.park.load(Ordering::Acquire);
     loop {
         let next = match s {
@@ -217,7 +205,11 @@ fn claim_wake(g: &Header) -> bool {
             .park
             .compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Acquire)
         {
-            Ok(_) => return s == PARKED,
+            Ok(_) if s == PARKED => {
+                schedule(g, place);
+                return true;
+            }
+            Ok(_) => return false,
             Err(actual) => s = actual,
         }
     }
