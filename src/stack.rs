@@ -36,7 +36,7 @@ use std::fmt;
 use std::io;
 use std::rc::Rc;
 use std::sync::Once;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// The stack size a greenlet gets unless told otherwise: 32 KiB.
 pub const DEFAULT_STACK_SIZE: usize = 32 * 1024;
@@ -432,8 +432,8 @@ fn map_slab(size: usize, count: usize) -> Result<Vec<StackMem>, StackError> {
 fn install_guards(addr: usize, count: usize, stride: usize, page: usize) -> bool {
     /// Linux's `PIDFD_SELF_THREAD_GROUP` (6.15+): this process, without an fd.
     const PIDFD_SELF: libc::c_int = -10001;
-    static UNSUPPORTED: AtomicU8 = AtomicU8::new(0);
-    if UNSUPPORTED.load(Ordering::Relaxed) != 0 {
+    static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+    if UNSUPPORTED.load(Ordering::Relaxed) {
         return false;
     }
     let ranges: Vec<libc::iovec> = (0..count)
@@ -488,7 +488,7 @@ fn install_guards(addr: usize, count: usize, stride: usize, page: usize) -> bool
     if !ok {
         // Applied in part at most: the per-page path installs the rest
         // (guard advice on an already guarded page leaves it guarded).
-        UNSUPPORTED.store(1, Ordering::Relaxed);
+        UNSUPPORTED.store(true, Ordering::Relaxed);
     }
     ok
 }

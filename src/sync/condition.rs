@@ -41,6 +41,15 @@ pub struct Condition {
     waiters: Mutex<WaitList>,
 }
 
+/// What a waiter that leaves with its node in `status` owes the others: a
+/// notification meant for one waiter is passed on.
+fn pass_on(w: &mut WaitList, status: Status) -> Wakeups {
+    match status {
+        Status::Waiting => Wakeups::new(),
+        Status::Notified => Wakeups::one(w.notify_one()),
+    }
+}
+
 /// Takes a waiter's node off the list if dropped (see `wait_until`).
 struct Listed<'a>(&'a Mutex<WaitList>, Key);
 
@@ -48,15 +57,10 @@ impl Drop for Listed<'_> {
     fn drop(&mut self) {
         let wake = {
             let mut w = lock(self.0);
-            match w.remove(self.1).0 {
-                Status::Waiting => None,
-                // A notification meant for one waiter: pass it on.
-                Status::Notified => w.notify_one(),
-            }
+            let status = w.remove(self.1).0;
+            pass_on(&mut w, status)
         };
-        if let Some(u) = wake {
-            u.unpark();
-        }
+        wake.wake();
     }
 }
 
@@ -122,11 +126,7 @@ impl Condition {
             deadline,
             |w| w,
             |_, ()| (),
-            |w, status, ()| match status {
-                Status::Waiting => Wakeups::new(),
-                // Leaving with a notification meant for one waiter: pass it.
-                Status::Notified => Wakeups::one(w.notify_one()),
-            },
+            |w, status, ()| pass_on(w, status),
         )
         .is_some();
         (lock_ref.lock(), notified)
