@@ -159,6 +159,17 @@ impl Stack {
         self.0.top
     }
 
+    /// The bytes kept at the top of every stack for its greenlet's record
+    /// (`greenlet::header::Running`), above the coroutine's first frame.
+    pub(crate) const RECORD_BYTES: usize = 128;
+
+    /// Where the greenlet's record goes: the top [`Self::RECORD_BYTES`]
+    /// bytes, 16-aligned, which the coroutine never uses.
+    #[inline(always)]
+    pub(crate) fn record_slot(&self) -> *mut u8 {
+        (self.top() - Self::RECORD_BYTES) as *mut u8
+    }
+
     /// The lowest address of the guard page.
     pub(crate) fn guard(&self) -> usize {
         self.0.top - self.0.size - page_size()
@@ -181,11 +192,13 @@ impl Drop for Stack {
 
 // SAFETY: `base` and `limit` describe memory this `Stack` owns exclusively
 // while it lives: `size` bytes (at least MIN_STACK_SIZE, page aligned) with a
-// guard page directly below, which faults on access.
+// guard page directly below, which faults on access. The top RECORD_BYTES of
+// it are left out for the greenlet's record.
 unsafe impl corosensei::stack::Stack for Stack {
     #[inline(always)]
     fn base(&self) -> corosensei::stack::StackPointer {
-        corosensei::stack::StackPointer::new(self.top()).expect("stack top is not null")
+        corosensei::stack::StackPointer::new(self.top() - Self::RECORD_BYTES)
+            .expect("stack top is not null")
     }
 
     #[inline(always)]

@@ -107,15 +107,17 @@ impl Timeout {
         let cancel = CancelTimer(key);
         let result = catch_unwind(AssertUnwindSafe(f));
         drop(cancel);
-        if h.timeout_fired.get() == id {
+        // SAFETY: we run on a hub, so we have our record.
+        let run = unsafe { h.running() };
+        if run.timeout_fired.get() == id {
             // It fired after the last switch point: too late to matter.
-            h.timeout_fired.set(0);
+            run.timeout_fired.set(0);
         }
         match result {
             Ok(v) => Ok(v),
             Err(p) => match p.downcast::<TimeoutFired>() {
                 Ok(t) if t.0 == id => {
-                    h.unwinding.set(false);
+                    run.unwinding.set(false);
                     Err(Elapsed)
                 }
                 Ok(t) => resume_unwind(t),

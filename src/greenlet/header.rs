@@ -232,26 +232,59 @@ pub(crate) struct Header {
     /// The worker it runs on, once started (`hub`).
     pub(crate) worker: UnsafeCell<Option<std::sync::Arc<crate::hub::Shared>>>,
     // --- local fields: owner thread only ---
-    coro: UnsafeCell<Option<Coro>>,
-    yielder: Cell<*const GYielder>,
+    /// Its record while it has a coroutine, else null.
+    run: Cell<*mut Running>,
     parent: UnsafeCell<Option<HeaderRef>>,
     state: Cell<State>,
     recv: Cell<Recv>,
     recv_slot: Cell<*mut ()>,
     /// Count of `RawGreenlet` handles (the last one kills a suspended greenlet).
     raw_handles: Cell<usize>,
+    /// The main greenlet of a `run` (deadlock detection watches it).
+    pub(crate) is_main: Cell<bool>,
+}
+
+/// What a greenlet needs only while it has a coroutine (from its start, or
+/// from its creation for a raw greenlet, until the coroutine is gone). It
+/// lives in the top bytes of the greenlet's own stack
+/// ([`Stack::record_slot`]), not in the cell: a pooled stack's top is in
+/// cache when a greenlet starts on it, and the cell, which stays around
+/// until its last handle goes, is smaller (fewer cache lines to write at a
+/// spawn and to read at a join).
+///
+/// Owner thread only, like the header's local fields.
+pub(crate) struct Running {
+    coro: Coro,
+    yielder: Cell<*const GYielder>,
     /// The id of a `Timeout` that fired and has yet to be raised (0: none).
     pub(crate) timeout_fired: Cell<u64>,
     /// A throw raised by `check_interrupts` is unwinding this stack.
     pub(crate) unwinding: Cell<bool>,
-    /// The main greenlet of a `run` (deadlock detection watches it).
-    pub(crate) is_main: Cell<bool>,
     /// Its place in its worker's list of live greenlets.
     pub(crate) live_index: Cell<usize>,
-    /// The lowest address of the stack's guard page, once started.
-    stack_guard: Cell<usize>,
-    /// Greenlet-local values (`sync::local`); owner thread only.
+    /// The lowest address of the stack's guard page.
+    stack_guard: usize,
+    /// Greenlet-local values (`sync::local`).
     pub(crate) locals: crate::sync::local::Locals,
+}
+
+const _: () = assert!(
+    std::mem::size_of::<Running>() <= Stack::RECORD_BYTES
+        && std::mem::align_of::<Running>() <= 16
+        && Stack::RECORD_BYTES % 16 == 0
+);
+
+impl Running {
+    /// The coroutine.
+    ///
+    /// # Safety
+    /// Only while the coroutine is not itself running, and without keeping
+    /// the reference across a switch.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn coro(&self) -> &mut Coro {
+        // SAFETY: per the caller, nobody else holds a reference to it.
+        unsafe { &mut *(&raw const self.coro).cast_mut() }
+    }
 }
 
 /// `interrupt` bit: a kill is pending.
@@ -279,19 +312,13 @@ impl Header {
             interrupt: AtomicU8::new(0),
             loop_exit: std::sync::atomic::AtomicBool::new(false),
             worker: UnsafeCell::new(None),
-            coro: UnsafeCell::new(None),
-            yielder: Cell::new(std::ptr::null()),
+            run: Cell::new(std::ptr::null_mut()),
             parent: UnsafeCell::new(None),
             state: Cell::new(State::Unstarted),
             recv: Cell::new(Recv::Nothing),
             recv_slot: Cell::new(std::ptr::null_mut()),
             raw_handles: Cell::new(0),
-            timeout_fired: Cell::new(0),
-            unwinding: Cell::new(false),
             is_main: Cell::new(false),
-            live_index: Cell::new(usize::MAX),
-            stack_guard: Cell::new(0),
-            locals: crate::sync::local::Locals::new(),
         }
     }
 
@@ -351,36 +378,81 @@ impl Header {
         self.recv_slot.set(slot);
     }
 
-    /// The coroutine, for the trampoline to resume.
+    /// Its record; the greenlet has a coroutine (it is started and not
+    /// dead, or a raw greenlet not yet started).
     ///
     /// # Safety
-    /// See the contract above; in addition the pointer is only dereferenced
-    /// while the coroutine is not itself running.
-    pub(crate) unsafe fn coro_ptr(&self) -> *mut Option<Coro> {
-        self.coro.get()
+    /// See the contract above; in addition the record exists, and the
+    /// reference is not kept past the coroutine's end.
+    #[inline(always)]
+    pub(crate) unsafe fn running(&self) -> &Running {
+        let r = self.run.get();
+        debug_assert!(!r.is_null(), "greenlet {} has no coroutine", self.id);
+        // SAFETY: per the caller, the record is alive.
+        unsafe { &*r }
     }
 
-    /// Installs the coroutine built by `VTable::start`.
+    /// Whether it has a coroutine (and so a record).
     ///
     /// # Safety
     /// See the contract above.
-    pub(crate) unsafe fn set_coro(&self, coro: Coro, guard: usize) {
-        // SAFETY: owner thread (caller's contract), and the greenlet is not
-        // started, so nothing else refers to the slot.
-        unsafe { *self.coro.get() = Some(coro) };
-        self.stack_guard.set(guard);
+    #[inline(always)]
+    pub(crate) unsafe fn has_coro(&self) -> bool {
+        !self.run.get().is_null()
+    }
+
+    /// Installs the coroutine built by `VTable::start` (or a raw greenlet's
+    /// constructor), writing the record at `slot`.
+    ///
+    /// # Safety
+    /// See the contract above; the greenlet has no coroutine yet, and `slot`
+    /// is the [`Stack::record_slot`] of the stack inside `coro`, whose
+    /// `guard` is given.
+    pub(crate) unsafe fn set_coro(&self, coro: Coro, slot: *mut u8, guard: usize) {
+        debug_assert!(self.run.get().is_null());
+        let r = slot.cast::<Running>();
+        // SAFETY: the slot is reserved for us in a stack that `coro` owns,
+        // aligned and large enough (checked above), and unused until now.
+        unsafe {
+            r.write(Running {
+                coro,
+                yielder: Cell::new(std::ptr::null()),
+                timeout_fired: Cell::new(0),
+                unwinding: Cell::new(false),
+                live_index: Cell::new(usize::MAX),
+                stack_guard: guard,
+                locals: crate::sync::local::Locals::new(),
+            })
+        };
+        self.run.set(r);
+    }
+
+    /// Takes the record (and so the coroutine) out of the stack, leaving
+    /// the greenlet without one. Dropping what is returned drops the
+    /// coroutine, which gives its stack back to the pool.
+    ///
+    /// # Safety
+    /// See the contract above; the coroutine is not running.
+    pub(crate) unsafe fn take_running(&self) -> Option<Running> {
+        let r = self.run.replace(std::ptr::null_mut());
+        // SAFETY: a non-null record is alive and ours; it is moved out once,
+        // here, and the pointer to it is gone.
+        (!r.is_null()).then(|| unsafe { r.read() })
     }
 
     /// # Safety
-    /// See the contract above.
+    /// See the contract above; the greenlet runs.
+    #[inline(always)]
     pub(crate) unsafe fn yielder(&self) -> *const GYielder {
-        self.yielder.get()
+        // SAFETY: a running greenlet has its record.
+        unsafe { self.running().yielder.get() }
     }
 
     /// # Safety
-    /// See the contract above.
+    /// See the contract above; the greenlet runs.
     pub(crate) unsafe fn set_yielder(&self, y: *const GYielder) {
-        self.yielder.set(y)
+        // SAFETY: as above.
+        unsafe { self.running().yielder.set(y) }
     }
 
     /// # Safety
@@ -414,9 +486,12 @@ impl Header {
             Some(n) => (n.as_ptr(), n.len()),
             None => (std::ptr::null(), 0),
         };
+        // SAFETY: a running greenlet has its record (written before it
+        // first ran; the handler only reads it).
+        let guard = unsafe { self.running().stack_guard };
         crate::stack::RunningStack {
             id: self.id,
-            guard: self.stack_guard.get(),
+            guard,
             size: self.stack_size,
             name,
             name_len,
@@ -434,18 +509,22 @@ impl Header {
 
 impl Drop for Header {
     fn drop(&mut self) {
-        let started = self
-            .coro
-            .get_mut()
-            .as_ref()
-            .is_some_and(|c| c.started() && !c.done());
-        if started {
+        let r = *self.run.get_mut();
+        if r.is_null() {
+            return;
+        }
+        // SAFETY: the record is alive while `run` points at it, and with the
+        // last reference gone nobody else can reach it.
+        let coro = unsafe { &(*r).coro };
+        if coro.started() && !coro.done() {
             // A greenlet that never finished and can no longer be resumed on
             // its thread (it refused to die, or its thread is gone). Unwinding
             // it here could run its destructors on the wrong thread; leak its
-            // stack instead.
-            std::mem::forget(self.coro.get_mut().take());
+            // stack (and the record in it) instead.
+            return;
         }
+        // SAFETY: as above; moved out once, after which `run` is not used.
+        drop(unsafe { r.read() });
     }
 }
 

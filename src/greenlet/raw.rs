@@ -213,13 +213,14 @@ impl RawBuilder {
         crate::hub::adopt_raw(&hdr);
         let this = hdr.clone();
         let guard = stack.guard();
+        let slot = stack.record_slot();
         let coro = Coroutine::with_stack(stack, move |y: &GYielder, msg: Wire| {
             raw_body::<V, F>(y, Msg::from_wire(msg), this, f)
         });
         // SAFETY: a new greenlet, on its own thread, referenced by nobody
         // else yet.
         unsafe {
-            hdr.set_coro(coro, guard);
+            hdr.set_coro(coro, slot, guard);
             hdr.set_recv(
                 Recv::Value(TypeId::of::<V>(), std::any::type_name::<V>),
                 (*ptr.as_ptr()).arg.get().cast(),
@@ -390,9 +391,14 @@ unsafe fn switch_from_and_receive<V: 'static>(
         switch_to(if is_root(to) { std::ptr::null() } else { to }, msg)
     };
     // Only a hub greenlet is ever interrupted (killed, timed out); the
-    // flags of any other, the root included, stay clear.
-    // SAFETY: `cur` is the running greenlet.
-    crate::hub::park::check_interrupts(unsafe { &*cur });
+    // flags of any other stay clear, and the root (which has no record,
+    // having no coroutine) is never one.
+    // SAFETY: `cur` is the running greenlet, on this thread.
+    unsafe {
+        if (*cur).has_coro() {
+            crate::hub::park::check_interrupts(&*cur);
+        }
+    }
     match msg {
         Msg::Value => Ok(slot.take().expect("a value was delivered")),
         Msg::Unwind(p) => resume_unwind(p),
@@ -610,8 +616,7 @@ unsafe fn discard(g: &HeaderRef) {
     unsafe {
         g.set_state(State::Dead);
         g.set_recv(Recv::Nothing, std::ptr::null_mut());
-        let coro = (*g.coro_ptr()).take();
-        drop(coro);
+        drop(g.take_running());
     }
 }
 

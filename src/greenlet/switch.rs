@@ -159,15 +159,13 @@ pub(crate) unsafe fn trampoline(mut to: *const Header, mut msg: Wire) -> Wire {
         let g = unsafe { &*to };
         let coro = unsafe {
             g.set_state(State::Running);
-            g.coro_ptr()
+            g.running().coro()
         };
         CURRENT.with(|c| c.set(to));
         // SAFETY: the coroutine exists (started greenlets keep theirs until
-        // they end) and is not running; no reference into it is held across
-        // this call.
-        let result = unsafe { (*coro).as_mut() }
-            .expect("a runnable greenlet has a coroutine")
-            .resume(msg);
+        // they end) and is not running; no other reference into it is held
+        // across this call.
+        let result = coro.resume(msg);
         match result {
             corosensei::CoroutineResult::Yield(w) => {
                 // SAFETY: the greenlet just suspended on this thread.
@@ -182,7 +180,7 @@ pub(crate) unsafe fn trampoline(mut to: *const Header, mut msg: Wire) -> Wire {
                 unsafe {
                     g.set_state(State::Dead);
                     g.set_recv(Recv::Nothing, std::ptr::null_mut());
-                    *coro = None;
+                    drop(g.take_running());
                     drop(HeaderRef::from_raw(std::ptr::NonNull::from(g)));
                 }
             }

@@ -402,8 +402,9 @@ impl Driver {
         }
         {
             let mut live = self.live.borrow_mut();
-            // SAFETY: `g` is alive (it holds itself) and now ours.
-            unsafe { g.as_ref() }.live_index.set(live.len());
+            // SAFETY: `g` is alive (it holds itself), ours, and started,
+            // so it has its record.
+            unsafe { g.as_ref().running() }.live_index.set(live.len());
             live.push(g);
         }
         // SAFETY: `g` was just started here; it holds itself until it ends.
@@ -414,12 +415,14 @@ impl Driver {
     /// Called by a spawned greenlet's body when it ends.
     pub(crate) fn forget_live(&self, g: &Header) {
         let mut live = self.live.borrow_mut();
-        let at = g.live_index.replace(usize::MAX);
+        // SAFETY: `g` runs (it is ending), so it has its record.
+        let at = unsafe { g.running() }.live_index.replace(usize::MAX);
         if at < live.len() && std::ptr::eq(live[at].as_ptr(), g) {
             live.swap_remove(at);
             if let Some(moved) = live.get(at) {
-                // SAFETY: live greenlets are alive (they hold themselves).
-                unsafe { moved.as_ref() }.live_index.set(at);
+                // SAFETY: live greenlets are alive (they hold themselves)
+                // and started, so they have their records.
+                unsafe { moved.as_ref().running() }.live_index.set(at);
             }
         }
     }
@@ -429,7 +432,8 @@ impl Driver {
     /// hub's kill went out before it parked.
     pub(crate) fn enter_parked_raw(&self, g: &Header) {
         self.parked_raw.borrow_mut().push(NonNull::from(g));
-        if self.shutting_down.get() && !g.unwinding.get() {
+        // SAFETY: `g` runs, so it has its record.
+        if self.shutting_down.get() && !unsafe { g.running() }.unwinding.get() {
             interrupt(g, INTERRUPT_KILL);
         }
     }
@@ -553,10 +557,13 @@ impl Driver {
                 Some(Action::Timeout(g, id)) => {
                     // SAFETY: as above.
                     let h = unsafe { g.as_ref() };
-                    let pending = h.timeout_fired.get();
+                    // SAFETY: a greenlet inside `with_timeout` is started
+                    // and of this thread, so it has its record.
+                    let run = unsafe { h.running() };
+                    let pending = run.timeout_fired.get();
                     // Keep the outermost (oldest) pending timeout.
                     if pending == 0 || id < pending {
-                        h.timeout_fired.set(id);
+                        run.timeout_fired.set(id);
                     }
                     unpark(h);
                 }

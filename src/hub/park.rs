@@ -30,7 +30,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::greenlet::GreenletExit;
-use crate::greenlet::header::{Header, HeaderRef, INTERRUPT_KILL, Kind, Msg, Recv, State};
+use crate::greenlet::header::{Header, HeaderRef, INTERRUPT_KILL, Kind, Msg, Recv, Running, State};
 use crate::greenlet::switch::{current_ptr, switch_to};
 
 use super::Driver;
@@ -261,8 +261,13 @@ pub(crate) fn deliver_poke(g: &Header) {
     // SAFETY: a poke is handled on the greenlet's own worker thread (started
     // greenlets never move), by the hub, so `g` is not running.
     let stuck = unsafe { g.state() == State::Suspended && matches!(g.recv().0, Recv::Value(..)) };
-    let pending = g.interrupt.load(Ordering::Acquire) != 0 || g.timeout_fired.get() != 0;
-    if !stuck || !pending || g.unwinding.get() {
+    if !stuck {
+        return;
+    }
+    // SAFETY: a suspended greenlet has its record; we are on its thread.
+    let run = unsafe { g.running() };
+    let pending = g.interrupt.load(Ordering::Acquire) != 0 || run.timeout_fired.get() != 0;
+    if !pending || run.unwinding.get() {
         return;
     }
     // SAFETY: `g` is suspended in a switch, on this thread, and accepts an
@@ -277,26 +282,28 @@ pub(crate) fn deliver_poke(g: &Header) {
 /// Raises a pending kill or timeout in the running greenlet `g`.
 #[inline(always)]
 pub(crate) fn check_interrupts(g: &Header) {
-    if g.interrupt.load(Ordering::Relaxed) != 0 || g.timeout_fired.get() != 0 {
-        raise_interrupts(g);
+    // SAFETY: `g` runs (the caller's contract), so it has its record.
+    let run = unsafe { g.running() };
+    if g.interrupt.load(Ordering::Relaxed) != 0 || run.timeout_fired.get() != 0 {
+        raise_interrupts(g, run);
     }
 }
 
 #[cold]
 #[inline(never)]
-fn raise_interrupts(g: &Header) {
-    if g.unwinding.get() {
+fn raise_interrupts(g: &Header, run: &Running) {
+    if run.unwinding.get() {
         return;
     }
     if g.interrupt.load(Ordering::Acquire) & INTERRUPT_KILL != 0 {
         g.interrupt.fetch_and(!INTERRUPT_KILL, Ordering::AcqRel);
-        g.unwinding.set(true);
+        run.unwinding.set(true);
         std::panic::resume_unwind(Box::new(GreenletExit));
     }
-    let fired = g.timeout_fired.get();
+    let fired = run.timeout_fired.get();
     if fired != 0 {
-        g.timeout_fired.set(0);
-        g.unwinding.set(true);
+        run.timeout_fired.set(0);
+        run.unwinding.set(true);
         std::panic::resume_unwind(Box::new(TimeoutFired(fired)));
     }
 }

@@ -195,12 +195,13 @@ unsafe fn start<T: 'static, F: FnOnce() -> T + 'static>(task: HeaderRef) -> bool
     // SAFETY: claimed by us; nobody else touches the closure.
     let f = unsafe { (*c.func.get()).take() }.expect("an unstarted greenlet has its closure");
     let guard = stack.guard();
+    let slot = stack.record_slot();
     let hdr = NonNull::from(&*task);
     let coro = Coroutine::with_stack(stack, move |y: &GYielder, _: Wire| {
         task_body::<T, F>(y, task, f)
     });
     // SAFETY: unstarted, claimed, on the thread that will run it.
-    unsafe { hdr.as_ref().set_coro(coro, guard) };
+    unsafe { hdr.as_ref().set_coro(coro, slot, guard) };
     true
 }
 
@@ -227,7 +228,8 @@ fn task_body<T: 'static, F: FnOnce() -> T>(y: &GYielder, this: HeaderRef, f: F) 
         check_interrupts(&this);
         f()
     }));
-    this.unwinding.set(false);
+    // SAFETY: we run, so we have our record.
+    unsafe { this.running() }.unwinding.set(false);
     crate::sync::local::drop_locals(&this);
     let result = out.map_err(error_from_payload);
     if this.is_main.get() {

@@ -129,7 +129,7 @@ thread_local! {
 pub(crate) fn drop_locals(h: &Header) {
     // SAFETY: the greenlet runs this itself, on its thread, after its
     // function (and every `with` closure in it) has returned.
-    unsafe { h.locals.clear() }
+    unsafe { h.running().locals.clear() }
 }
 
 /// A key to greenlet-local storage, made by [`greenlet_local!`](crate::greenlet_local): each
@@ -179,7 +179,8 @@ impl<T: 'static> LocalKey<T> {
             // SAFETY: `g` is the running greenlet, so we are on its thread
             // and its locals are dropped only after its function returns,
             // which cannot happen while this `with` runs on its stack.
-            unsafe { (*g).locals.get_or_init(key, self.init) }
+            // A running greenlet has its record.
+            unsafe { (*g).running().locals.get_or_init(key, self.init) }
         };
         // SAFETY: the value lives in its own box until the owner ends (see
         // above), which outlasts this call.
