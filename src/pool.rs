@@ -161,7 +161,7 @@ impl Group {
             .members
             .insert(id, Arc::new(Handle(g.clone())));
         let inner = self.inner.clone();
-        let link = Link::Call(Box::new(move || inner.finished(id)));
+        let link = Link::call(move || inner.finished(id));
         if let Err(Link::Call(done)) = add_link(g.header(), link) {
             done();
         }
@@ -470,9 +470,9 @@ where
             let id = self.next_id;
             self.next_id += 1;
             let done = self.done.clone();
-            let link = Link::Call(Box::new(move || {
+            let link = Link::call(move || {
                 let _ = done.put(id);
-            }));
+            });
             if let Err(Link::Call(fire)) = add_link(g.header(), link) {
                 fire();
             }

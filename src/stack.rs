@@ -46,6 +46,8 @@ pub const DEFAULT_STACK_SIZE: usize = 32 * 1024;
 /// Below this, the runtime's own frames (start-up, unwinding a kill) leave
 /// too little room for user code.
 pub const MIN_STACK_SIZE: usize = 16 * 1024;
+/// The largest stack size accepted: 2 GiB.
+const MAX_STACK_SIZE: usize = 1 << 31;
 
 /// How many free stacks of one size a thread keeps resident for good. Free
 /// stacks beyond this that went unused for a whole trim period give their
@@ -105,8 +107,11 @@ pub(crate) fn checked_size(requested: usize) -> Result<usize, StackError> {
     let page = page_size();
     requested
         .checked_next_multiple_of(page)
+        .filter(|&size| size <= MAX_STACK_SIZE)
         .ok_or(StackError::Os {
-            message: format!("greenlet stack size {requested} bytes is too large"),
+            message: format!(
+                "greenlet stack size {requested} bytes is too large (the most is {MAX_STACK_SIZE} bytes)"
+            ),
         })
 }
 

@@ -181,7 +181,7 @@ impl<'a, T> Iwait<'a, T> {
         let mut links = Vec::with_capacity(greenlets.len());
         for (i, g) in greenlets.iter().enumerate() {
             let s = shared.clone();
-            let link = Link::Call(Box::new(move || {
+            let link = Link::call(move || {
                 let waiter = {
                     let mut s = s.lock().unwrap_or_else(|e| e.into_inner());
                     s.done.push_back(i);
@@ -190,7 +190,7 @@ impl<'a, T> Iwait<'a, T> {
                 if let Some(w) = waiter {
                     w.unpark();
                 }
-            }));
+            });
             match add_link(g.header(), link) {
                 Ok(id) => links.push(Some(id)),
                 Err(_) => {

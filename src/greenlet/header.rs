@@ -35,7 +35,7 @@
 use std::any::TypeId;
 use std::cell::{Cell, UnsafeCell};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use corosensei::{Coroutine, Yielder};
 
@@ -174,11 +174,40 @@ pub(crate) enum Recv {
     /// Nothing can be delivered to it (it is dead, or the root of a worker
     /// thread).
     Nothing,
-    /// A value of this type (and what gives its name, for errors), written
-    /// at `recv_slot` (an `Option<T>`).
-    Value(TypeId, fn() -> &'static str),
+    /// A value of this type, written at `recv_slot` (an `Option<T>`).
+    Value(ValueType),
     /// A wake-up from the hub: only the hub may resume it.
     Parked,
+}
+
+/// The type a greenlet waits to receive, in one word: a function giving its
+/// `TypeId` and name.
+#[derive(Clone, Copy)]
+pub(crate) struct ValueType(fn() -> (TypeId, &'static str));
+
+impl ValueType {
+    #[inline(always)]
+    pub(crate) fn of<V: 'static>() -> ValueType {
+        ValueType(describe::<V>)
+    }
+
+    /// Whether it is `V`.
+    #[inline(always)]
+    pub(crate) fn is<V: 'static>(self) -> bool {
+        // The same function is the same type; a copy of it made in another
+        // codegen unit has another address, so then ask it.
+        std::ptr::fn_addr_eq(self.0, describe::<V> as fn() -> _)
+            || (self.0)().0 == TypeId::of::<V>()
+    }
+
+    /// The type's name, for errors.
+    pub(crate) fn name(self) -> &'static str {
+        (self.0)().1
+    }
+}
+
+fn describe<V: 'static>() -> (TypeId, &'static str) {
+    (TypeId::of::<V>(), std::any::type_name::<V>())
 }
 
 /// What made a greenlet, which decides how its handles behave.
@@ -213,12 +242,17 @@ pub(crate) struct VTable {
 }
 
 pub(crate) struct Header {
-    refs: AtomicUsize,
+    refs: AtomicU32,
+    /// In bytes; [`crate::stack::checked_size`] keeps it within a `u32`.
+    stack_size: u32,
     pub(crate) vtable: &'static VTable,
     pub(crate) kind: Kind,
+    /// A spawned greenlet's closure must stay on the spawning thread
+    /// (`spawn_local`). Set once, before the cell is shared.
+    pub(crate) local: bool,
     pub(crate) id: u64,
-    name: Option<Box<str>>,
-    pub(crate) stack_size: usize,
+    /// Boxed twice to take one word: most greenlets have no name.
+    name: Option<Box<Box<str>>>,
     /// The key of the thread the greenlet is bound to (0: not yet bound).
     thread: AtomicU64,
     /// The hub's parking state (`hub::park`).
@@ -236,10 +270,13 @@ pub(crate) struct Header {
     run: Cell<*mut Running>,
     parent: UnsafeCell<Option<HeaderRef>>,
     state: Cell<State>,
-    recv: Cell<Recv>,
+    /// `Recv`, in a word and a byte: the type of a `Recv::Value`, and
+    /// whether it is `Recv::Parked`.
+    recv_type: Cell<Option<ValueType>>,
+    recv_parked: Cell<bool>,
     recv_slot: Cell<*mut ()>,
     /// Count of `RawGreenlet` handles (the last one kills a suspended greenlet).
-    raw_handles: Cell<usize>,
+    raw_handles: Cell<u32>,
     /// The main greenlet of a `run` (deadlock detection watches it).
     pub(crate) is_main: Cell<bool>,
 }
@@ -300,12 +337,13 @@ impl Header {
         stack_size: usize,
     ) -> Self {
         Header {
-            refs: AtomicUsize::new(1),
+            refs: AtomicU32::new(1),
+            stack_size: u32::try_from(stack_size).expect("stack sizes are checked to fit a u32"),
             vtable,
             kind,
+            local: false,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            name,
-            stack_size,
+            name: name.map(Box::new),
             thread: AtomicU64::new(0),
             park: AtomicU8::new(0),
             life: AtomicU8::new(0),
@@ -315,11 +353,18 @@ impl Header {
             run: Cell::new(std::ptr::null_mut()),
             parent: UnsafeCell::new(None),
             state: Cell::new(State::Unstarted),
-            recv: Cell::new(Recv::Nothing),
+            recv_type: Cell::new(None),
+            recv_parked: Cell::new(false),
             recv_slot: Cell::new(std::ptr::null_mut()),
             raw_handles: Cell::new(0),
             is_main: Cell::new(false),
         }
+    }
+
+    /// Its stack size in bytes (0 for a root).
+    #[inline(always)]
+    pub(crate) fn stack_size(&self) -> usize {
+        self.stack_size as usize
     }
 
     /// The name to show: the user's, or `Greenlet-<id>`.
@@ -368,13 +413,24 @@ impl Header {
     /// # Safety
     /// See the contract above.
     pub(crate) unsafe fn recv(&self) -> (Recv, *mut ()) {
-        (self.recv.get(), self.recv_slot.get())
+        let recv = match self.recv_type.get() {
+            Some(ty) => Recv::Value(ty),
+            None if self.recv_parked.get() => Recv::Parked,
+            None => Recv::Nothing,
+        };
+        (recv, self.recv_slot.get())
     }
 
     /// # Safety
     /// See the contract above.
     pub(crate) unsafe fn set_recv(&self, recv: Recv, slot: *mut ()) {
-        self.recv.set(recv);
+        let (ty, parked) = match recv {
+            Recv::Nothing => (None, false),
+            Recv::Value(ty) => (Some(ty), false),
+            Recv::Parked => (None, true),
+        };
+        self.recv_type.set(ty);
+        self.recv_parked.set(parked);
         self.recv_slot.set(slot);
     }
 
@@ -472,7 +528,7 @@ impl Header {
 
     /// # Safety
     /// See the contract above.
-    pub(crate) unsafe fn raw_handles(&self) -> &Cell<usize> {
+    pub(crate) unsafe fn raw_handles(&self) -> &Cell<u32> {
         &self.raw_handles
     }
 
@@ -492,7 +548,7 @@ impl Header {
         crate::stack::RunningStack {
             id: self.id,
             guard,
-            size: self.stack_size,
+            size: self.stack_size(),
             name,
             name_len,
         }
@@ -557,7 +613,7 @@ impl HeaderRef {
     /// of this call.
     pub(crate) unsafe fn clone_from_ptr(ptr: *const Header) -> Self {
         // SAFETY: the header is alive per the caller.
-        unsafe { (*ptr).refs.fetch_add(1, Ordering::Relaxed) };
+        unsafe { (*ptr).add_ref() };
         HeaderRef(NonNull::new(ptr as *mut Header).expect("null header"))
     }
 
@@ -580,8 +636,20 @@ impl std::ops::Deref for HeaderRef {
 
 impl Clone for HeaderRef {
     fn clone(&self) -> Self {
-        self.refs.fetch_add(1, Ordering::Relaxed);
+        self.add_ref();
         HeaderRef(self.0)
+    }
+}
+
+impl Header {
+    /// Counts one more reference. The count is 32 bits wide: like `Arc`,
+    /// the process aborts before it could wrap (that takes billions of
+    /// leaked references).
+    #[inline(always)]
+    fn add_ref(&self) {
+        if self.refs.fetch_add(1, Ordering::Relaxed) > u32::MAX / 2 {
+            std::process::abort();
+        }
     }
 }
 

@@ -15,7 +15,6 @@
 //! unrun and a suspended one is killed: `GreenletExit` is thrown into it,
 //! its destructors run, and control comes back to the dropper.
 
-use std::any::TypeId;
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
@@ -24,7 +23,9 @@ use std::ptr::NonNull;
 
 use corosensei::Coroutine;
 
-use super::header::{GYielder, Header, HeaderRef, Kind, Msg, Recv, Req, State, VTable, Wire};
+use super::header::{
+    GYielder, Header, HeaderRef, Kind, Msg, Recv, Req, State, VTable, ValueType, Wire,
+};
 use super::switch::{current_or_root, is_root, root_ptr, switch_to};
 use crate::stack::{DEFAULT_STACK_SIZE, Stack, StackError, checked_size};
 
@@ -222,7 +223,7 @@ impl RawBuilder {
         unsafe {
             hdr.set_coro(coro, slot, guard);
             hdr.set_recv(
-                Recv::Value(TypeId::of::<V>(), std::any::type_name::<V>),
+                Recv::Value(ValueType::of::<V>()),
                 (*ptr.as_ptr()).arg.get().cast(),
             );
             adopt(&parent);
@@ -324,16 +325,16 @@ unsafe fn write_value<V: 'static>(to: *const Header, v: V) -> Result<(), (Switch
     // SAFETY: per the caller.
     let (recv, slot) = unsafe { (*to).recv() };
     match recv {
-        Recv::Value(id, _) if id == TypeId::of::<V>() => {
+        Recv::Value(ty) if ty.is::<V>() => {
             // SAFETY: the slot is an `Option<V>` (its type id says so) on the
             // suspended target's stack or in its cell, alive until it
             // resumes, which happens only after this write.
             unsafe { *slot.cast::<Option<V>>() = Some(v) };
             Ok(())
         }
-        Recv::Value(_, expected) => Err((
+        Recv::Value(ty) => Err((
             SwitchError::TypeMismatch {
-                expected: expected(),
+                expected: ty.name(),
                 sent: std::any::type_name::<V>(),
             },
             v,
@@ -382,10 +383,7 @@ unsafe fn switch_from_and_receive<V: 'static>(
     // SAFETY: `cur` is us; the slot outlives the switch (we are suspended
     // inside this frame until the switch returns).
     let msg = unsafe {
-        (*cur).set_recv(
-            Recv::Value(TypeId::of::<V>(), std::any::type_name::<V>),
-            (&raw mut slot).cast(),
-        );
+        (*cur).set_recv(Recv::Value(ValueType::of::<V>()), (&raw mut slot).cast());
         // Resumed, our `Recv` is left as it is: it is only read while we
         // are suspended, and every way of suspending sets it first.
         switch_to(if is_root(to) { std::ptr::null() } else { to }, msg)

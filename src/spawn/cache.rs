@@ -157,6 +157,13 @@ const fn class_of(layout: Layout) -> Option<usize> {
     Some((layout.size() + PREFIX).div_ceil(CLASS_STEP) - 1)
 }
 
+/// The size of the block a cell of `layout` gets, prefix included, if such
+/// cells are cached.
+#[cfg(test)]
+pub(crate) fn block_size(layout: Layout) -> Option<usize> {
+    class_of(layout).map(|c| block_layout(c).size())
+}
+
 /// The layout of a whole block of `class`.
 #[inline(always)]
 fn block_layout(class: usize) -> Layout {

@@ -164,7 +164,7 @@ impl<T> Greenlet<T> {
         T: Send + Sync + 'static,
     {
         let me = self.clone();
-        let call = Link::Call(Box::new(move || f(&me)));
+        let call = Link::call(move || f(&me));
         if let Err(Link::Call(f)) = add_link(&self.cell, call) {
             f();
         }
