@@ -327,7 +327,32 @@ impl Running {
 /// `interrupt` bit: a kill is pending.
 pub(crate) const INTERRUPT_KILL: u8 = 1;
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Greenlet ids are handed to each thread in blocks of this many, so that
+/// spawning on several workers does not contend on one counter.
+const ID_BLOCK: u64 = 1024;
+
+static NEXT_ID_BLOCK: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The next id of this thread's block, and the end of the block.
+    static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// A process-unique greenlet id (unique, not in creation order across
+/// threads).
+#[inline]
+fn next_id() -> u64 {
+    IDS.with(|ids| {
+        let (next, end) = ids.get();
+        if next < end {
+            ids.set((next + 1, end));
+            return next;
+        }
+        let start = NEXT_ID_BLOCK.fetch_add(ID_BLOCK, Ordering::Relaxed);
+        ids.set((start + 1, start + ID_BLOCK));
+        start
+    })
+}
 
 impl Header {
     pub(crate) fn new(
@@ -342,7 +367,7 @@ impl Header {
             vtable,
             kind,
             local: false,
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: next_id(),
             name: name.map(Box::new),
             thread: AtomicU64::new(0),
             park: AtomicU8::new(0),
@@ -692,4 +717,27 @@ fn new_thread_key() -> u64 {
     let key = NEXT.fetch_add(1, Ordering::Relaxed);
     THREAD_KEY.with(|k| k.set(key));
     key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_across_threads_and_blocks() {
+        let per_thread = (ID_BLOCK * 3 + 5) as usize;
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(move || (0..per_thread).map(|_| next_id()).collect::<Vec<_>>())
+            })
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for t in threads {
+            for id in t.join().unwrap() {
+                assert_ne!(id, 0, "0 is not an id");
+                assert!(seen.insert(id), "id {id} handed out twice");
+            }
+        }
+        assert_eq!(seen.len(), 4 * per_thread);
+    }
 }
