@@ -180,34 +180,41 @@ pub(crate) enum Recv {
     Parked,
 }
 
-/// The type a greenlet waits to receive, in one word: a function giving its
-/// `TypeId` and name.
+/// The type a greenlet waits to receive, in one word: a pointer to a
+/// constant describing it.
 #[derive(Clone, Copy)]
-pub(crate) struct ValueType(fn() -> (TypeId, &'static str));
+pub(crate) struct ValueType(&'static TypeInfo);
+
+pub(crate) struct TypeInfo {
+    id: TypeId,
+    name: fn() -> &'static str,
+}
+
+struct InfoOf<V>(std::marker::PhantomData<V>);
+
+impl<V: 'static> InfoOf<V> {
+    const INFO: TypeInfo = TypeInfo {
+        id: TypeId::of::<V>(),
+        name: std::any::type_name::<V>,
+    };
+}
 
 impl ValueType {
     #[inline(always)]
     pub(crate) fn of<V: 'static>() -> ValueType {
-        ValueType(describe::<V>)
+        ValueType(&InfoOf::<V>::INFO)
     }
 
-    /// Whether it is `V`.
+    /// Whether it is `V`: a comparison with a constant, no call.
     #[inline(always)]
     pub(crate) fn is<V: 'static>(self) -> bool {
-        // The same function is the same type; a copy of it made in another
-        // codegen unit has another address, so then ask it.
-        std::ptr::fn_addr_eq(self.0, describe::<V> as fn() -> _)
-            || (self.0)().0 == TypeId::of::<V>()
+        self.0.id == TypeId::of::<V>()
     }
 
     /// The type's name, for errors.
     pub(crate) fn name(self) -> &'static str {
-        (self.0)().1
+        (self.0.name)()
     }
-}
-
-fn describe<V: 'static>() -> (TypeId, &'static str) {
-    (TypeId::of::<V>(), std::any::type_name::<V>())
 }
 
 /// What made a greenlet, which decides how its handles behave.
