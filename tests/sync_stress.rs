@@ -159,7 +159,7 @@ fn sync_stress_kill_storm_accounts_for_every_permit_and_item() {
             while !gs.is_empty() {
                 let i = (rng.next() % gs.len() as u64) as usize;
                 let g: Greenlet<()> = gs.swap_remove(i);
-                if rng.next() % 2 == 0 {
+                if rng.next().is_multiple_of(2) {
                     g.kill();
                 } else {
                     g.kill_nowait();

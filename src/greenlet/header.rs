@@ -315,7 +315,7 @@ pub(crate) struct Running {
 const _: () = assert!(
     std::mem::size_of::<Running>() <= Stack::RECORD_BYTES
         && std::mem::align_of::<Running>() <= 16
-        && Stack::RECORD_BYTES % 16 == 0
+        && Stack::RECORD_BYTES.is_multiple_of(16)
 );
 
 impl Running {

@@ -642,10 +642,10 @@ unsafe fn release(g: HeaderRef) {
             (State::Suspended, Recv::Value(..)) => kill_suspended(&g),
             _ => {}
         }
-        if g.state() == State::Dead {
-            if let Some(parent) = g.set_parent(None) {
-                release(parent);
-            }
+        if g.state() == State::Dead
+            && let Some(parent) = g.set_parent(None)
+        {
+            release(parent);
         }
     }
 }
