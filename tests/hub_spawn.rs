@@ -461,3 +461,46 @@ fn a_joiner_resumes_behind_the_greenlets_already_runnable() {
         });
     });
 }
+
+/// Greenlets woken by another thread while their worker is busy run in the
+/// order they were woken, once it gets to them.
+#[test]
+fn wakeups_from_another_thread_run_in_the_order_sent() {
+    guard(|| {
+        Builder::new().workers(1).run(|| {
+            use greenlet::sync::Event;
+            let events: Vec<Arc<Event>> = (0..4).map(|_| Arc::new(Event::new())).collect();
+            let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let gs: Vec<_> = (0..4)
+                .map(|i| {
+                    let (e, order) = (events[i].clone(), order.clone());
+                    greenlet::spawn(move || {
+                        e.wait();
+                        order.lock().unwrap().push(i);
+                    })
+                })
+                .collect();
+            // Every other runnable greenlet runs first: all four now wait.
+            greenlet::yield_now();
+            assert!(events.iter().all(|e| e.waiters() == 1));
+            let sent = Arc::new(AtomicBool::new(false));
+            let setter = {
+                let (events, sent) = (events.clone(), sent.clone());
+                std::thread::spawn(move || {
+                    for i in [2, 0, 3, 1] {
+                        events[i].set();
+                    }
+                    sent.store(true, Ordering::Release);
+                })
+            };
+            // Keep the only worker busy until all four wake-ups are queued,
+            // so that it takes them in one batch.
+            while !sent.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+            }
+            setter.join().unwrap();
+            greenlet::joinall(&gs);
+            assert_eq!(*order.lock().unwrap(), vec![2, 0, 3, 1]);
+        });
+    });
+}

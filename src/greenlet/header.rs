@@ -272,6 +272,9 @@ pub(crate) struct Header {
     pub(crate) loop_exit: std::sync::atomic::AtomicBool,
     /// The worker it runs on, once started (`hub`).
     pub(crate) worker: UnsafeCell<Option<std::sync::Arc<crate::hub::Shared>>>,
+    /// The next greenlet in its worker's list of wake-ups sent from other
+    /// threads (`hub::Shared::push_woken`), while it is in that list.
+    pub(crate) woken_next: std::sync::atomic::AtomicPtr<Header>,
     // --- local fields: owner thread only ---
     /// Its record while it has a coroutine, else null.
     run: Cell<*mut Running>,
@@ -382,6 +385,7 @@ impl Header {
             interrupt: AtomicU8::new(0),
             loop_exit: std::sync::atomic::AtomicBool::new(false),
             worker: UnsafeCell::new(None),
+            woken_next: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
             run: Cell::new(std::ptr::null_mut()),
             parent: UnsafeCell::new(None),
             state: Cell::new(State::Unstarted),
@@ -651,6 +655,15 @@ impl HeaderRef {
 
     pub(crate) fn as_ptr(&self) -> *const Header {
         self.0.as_ptr()
+    }
+
+    /// Gives up the handle without counting it down: the reference now
+    /// belongs to whoever keeps the pointer, to be taken back with
+    /// [`HeaderRef::from_raw`].
+    pub(crate) fn into_raw(self) -> NonNull<Header> {
+        let p = self.0;
+        std::mem::forget(self);
+        p
     }
 
     pub(crate) fn non_null(&self) -> NonNull<Header> {

@@ -28,8 +28,9 @@
 //! - `deque`: unstarted `spawn` greenlets, which idle workers may steal
 //!   (crossbeam-deque: `Worker` here, `Stealer`s in the runtime, plus the
 //!   runtime's global `Injector` for spawns from plain threads).
-//! - `Shared::remote`: wake-ups and work sent from other threads, with a mio
-//!   `Waker` to interrupt `epoll_wait`. The waker is only poked when the
+//! - `Shared::woken` and `Shared::remote`: wake-ups (a list linked through
+//!   the greenlets' headers) and other work sent from other threads, with a
+//!   mio `Waker` to interrupt `epoll_wait`. The waker is only poked when the
 //!   worker announced that it is going to sleep, so a busy worker is never
 //!   sent a syscall.
 //!
@@ -60,7 +61,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering, fence};
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
@@ -87,10 +88,9 @@ const FRESH_INTERVAL: u8 = 16;
 const LIFO_STREAK: u8 = 3;
 const WAKER: mio::Token = mio::Token(usize::MAX);
 
-/// Work and wake-ups sent to a worker from other threads.
+/// Work sent to a worker from other threads (wake-ups go through
+/// [`Shared::push_woken`]).
 pub(crate) enum Remote {
-    /// A parked greenlet of this worker was unparked.
-    Wake(HeaderRef),
     /// The `epoll` registration of a closed fd: drop it after the current
     /// event batch.
     Release(Arc<crate::io::Shared>),
@@ -110,6 +110,15 @@ pub(crate) enum Remote {
 pub(crate) struct Shared {
     pub(crate) index: usize,
     remote: Injector<Remote>,
+    /// Greenlets of this worker unparked by other threads: a stack linked
+    /// through their headers (`woken_next`), each holding a counted
+    /// reference, taken whole by the worker. A greenlet is in it at most
+    /// once: only the unpark that moves it out of `PARKED` sends it, and it
+    /// cannot park again before its worker took it. Pushing is one
+    /// compare-and-swap on this word; crossbeam's `Injector` (which carries
+    /// the rarer messages) touches its tail index and a slot in a block it
+    /// allocates every 63 messages.
+    woken: AtomicPtr<Header>,
     waker: mio::Waker,
     /// The worker is (about to be) blocked in `epoll_wait`.
     sleeping: AtomicBool,
@@ -128,9 +137,63 @@ impl Shared {
         self.notify();
     }
 
+    /// Queues `g`, a greenlet of this worker that another thread just
+    /// moved out of `PARKED`, and wakes the worker if it sleeps.
+    pub(crate) fn push_woken(&self, g: HeaderRef) {
+        let p = g.into_raw().as_ptr();
+        let mut head = self.woken.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: we hold the reference the list will own; the greenlet
+            // is in no other wake list (see `woken`).
+            unsafe { (*p).woken_next.store(head, Ordering::Relaxed) };
+            match self
+                .woken
+                .compare_exchange_weak(head, p, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(h) => head = h,
+            }
+        }
+        self.notify();
+    }
+
+    /// Takes the woken greenlets and hands them to `f`, oldest first;
+    /// returns how many there were.
+    fn take_woken(&self, mut f: impl FnMut(HeaderRef)) -> usize {
+        let mut p = self.woken.swap(std::ptr::null_mut(), Ordering::Acquire);
+        // The swap handed us the list, each node with the counted reference
+        // its pusher gave up; nobody else touches the links now. Reverse it
+        // in place (it was pushed newest first).
+        let mut oldest = std::ptr::null_mut::<Header>();
+        while !p.is_null() {
+            // SAFETY: a node of our list, alive (we hold its reference).
+            let next = unsafe { (*p).woken_next.swap(oldest, Ordering::Relaxed) };
+            oldest = p;
+            p = next;
+        }
+        let mut n = 0;
+        while let Some(g) = NonNull::new(oldest) {
+            // SAFETY: as above; the link is read before the reference goes
+            // to `f`.
+            unsafe {
+                oldest = g.as_ref().woken_next.load(Ordering::Relaxed);
+                f(HeaderRef::from_raw(g));
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// Whether anything was sent to the worker.
+    #[inline(always)]
+    fn has_mail(&self) -> bool {
+        !self.woken.load(Ordering::Relaxed).is_null() || !self.remote.is_empty()
+    }
+
     /// Still asleep with nothing sent to it (for the deadlock detector).
     pub(crate) fn is_quiet(&self) -> bool {
         self.sleeping.load(Ordering::SeqCst)
+            && self.woken.load(Ordering::SeqCst).is_null()
             && self.remote.is_empty()
             && self.io_waiters.load(Ordering::SeqCst) == 0
     }
@@ -141,6 +204,14 @@ impl Shared {
         if self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst) {
             let _ = self.waker.wake();
         }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Wake-ups nobody took (the worker is gone): let go of their
+        // references.
+        self.take_woken(drop);
     }
 }
 
@@ -170,6 +241,7 @@ pub(crate) fn new_worker(index: usize) -> std::io::Result<(Shared, Parts)> {
     let shared = Shared {
         index,
         remote: Injector::new(),
+        woken: AtomicPtr::new(std::ptr::null_mut()),
         waker,
         sleeping: AtomicBool::new(false),
         stealer: deque.stealer(),
@@ -514,6 +586,12 @@ impl Driver {
     /// Handles everything other threads sent; how many items there were.
     fn drain_remote(&self) -> usize {
         let mut n = 0;
+        if !self.shared.woken.load(Ordering::Relaxed).is_null() {
+            let mut ready = self.ready.borrow_mut();
+            // The waker already moved each to RUNNING: it is ours to queue
+            // (and alive while queued: it holds itself).
+            n += self.shared.take_woken(|g| ready.push_back(g.non_null()));
+        }
         loop {
             match self.shared.remote.steal() {
                 Steal::Success(r) => {
@@ -529,11 +607,6 @@ impl Driver {
 
     fn on_remote(&self, r: Remote) {
         match r {
-            Remote::Wake(g) => {
-                // The waker already moved it to RUNNING: it is ours to queue.
-                self.ready.borrow_mut().push_back(g.non_null());
-                drop(g);
-            }
             Remote::Release(io) => drop(io),
             Remote::SpawnLater(task, at) => self.spawn_at(task, at),
             Remote::Spawn(task) => self.spawn_local(task),
@@ -623,7 +696,7 @@ impl Driver {
         fence(Ordering::SeqCst);
         // Everything that can end this sleep must be looked at after
         // `sleeping` is set, or a wake sent just before could be missed.
-        let work_waiting = !self.shared.remote.is_empty()
+        let work_waiting = self.shared.has_mail()
             || self.has_local_work()
             || if self.shutting_down.get() {
                 rt.all_drained()
@@ -679,7 +752,7 @@ impl Driver {
         let until = Instant::now() + SPIN_BEFORE_SLEEP;
         loop {
             for _ in 0..64 {
-                if !self.shared.remote.is_empty() || self.rt.has_stealable() {
+                if self.shared.has_mail() || self.rt.has_stealable() {
                     self.drain_remote();
                     return true;
                 }

@@ -254,7 +254,7 @@ fn schedule(g: &Header, owned: Option<HeaderRef>, place: Place) {
     if local != Some(true) {
         // SAFETY: `g` is parked, hence alive (it holds itself).
         let g = owned.unwrap_or_else(|| unsafe { HeaderRef::clone_from_ptr(g) });
-        worker.push_remote(super::Remote::Wake(g));
+        worker.push_woken(g);
     }
 }
 
