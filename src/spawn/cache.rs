@@ -523,4 +523,44 @@ mod tests {
         trim_now();
         assert_eq!(len(), HOT_BLOCKS);
     }
+
+    /// Blocks held by this thread's cache, all classes together.
+    fn cached_blocks() -> usize {
+        OWNED.with(|o| o.0.len.iter().map(Cell::get).sum())
+    }
+
+    /// A worker that goes idle gives back, once its greenlets' cells have
+    /// gone unused for a whole trim period, those beyond `HOT_BLOCKS`: the
+    /// idle loop's call to `trim_now`, end to end.
+    #[test]
+    fn an_idle_worker_gives_back_the_cells_of_a_burst() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = crate::Builder::new().workers(1).build().unwrap();
+            let result = rt.run(|| {
+                // The main greenlet runs on the worker: its spawns take
+                // cells from the worker's cache, and they come back there.
+                let before = cached_blocks();
+                let gs: Vec<_> = (0..2_000).map(|_| crate::spawn(|| ())).collect();
+                crate::joinall(&gs);
+                drop(gs);
+                let burst = cached_blocks();
+                assert!(burst >= before + 2_000, "{before} then {burst}");
+                // Each sleep idles the worker, which trims at most once a
+                // period; the second trim after the burst gives back.
+                let start = std::time::Instant::now();
+                while cached_blocks() > before + HOT_BLOCKS {
+                    assert!(
+                        start.elapsed() < std::time::Duration::from_secs(10),
+                        "still {} blocks held (before the burst: {before})",
+                        cached_blocks()
+                    );
+                    crate::sleep(std::time::Duration::from_millis(100));
+                }
+            });
+            let _ = tx.send(result);
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the test finishes (or panics) within 30 s");
+    }
 }
