@@ -537,7 +537,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let rt = crate::Builder::new().workers(1).build().unwrap();
-            let result = rt.run(|| {
+            rt.run(|| {
                 // The main greenlet runs on the worker: its spawns take
                 // cells from the worker's cache, and they come back there.
                 let before = cached_blocks();
@@ -558,7 +558,7 @@ mod tests {
                     crate::sleep(std::time::Duration::from_millis(100));
                 }
             });
-            let _ = tx.send(result);
+            let _ = tx.send(());
         });
         rx.recv_timeout(std::time::Duration::from_secs(30))
             .expect("the test finishes (or panics) within 30 s");
