@@ -297,8 +297,6 @@ unsafe fn run_here<T: 'static, F: FnOnce() -> T + 'static>(task: HeaderRef) {
 /// # Safety
 /// See above.
 unsafe fn cancel_claimed<T: 'static, F: FnOnce() -> T + 'static>(h: &Header) {
-    // SAFETY: the vtable was made for this cell type.
-    let _c = unsafe { cell::<T, F>(h) };
     if !h.local || h.on_this_thread() {
         // SAFETY: claimed by the caller; the closure may be dropped here.
         unsafe { drop_func::<T, F>(h) };

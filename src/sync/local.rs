@@ -127,8 +127,9 @@ thread_local! {
 /// Drops the locals of a greenlet that is ending. Called by the core, on the
 /// greenlet's own stack, after its function returned or unwound.
 pub(crate) fn drop_locals(h: &Header) {
-    // SAFETY: the greenlet runs this itself, on its thread, after its
-    // function (and every `with` closure in it) has returned.
+    // SAFETY: the greenlet runs this itself, on its thread (so it has its
+    // record), after its function (and every `with` closure in it) has
+    // returned.
     unsafe { h.running().locals.clear() }
 }
 
