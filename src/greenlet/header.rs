@@ -299,6 +299,12 @@ pub(crate) struct Header {
 /// until its last handle goes, is smaller (fewer cache lines to write at a
 /// spawn and to read at a join).
 ///
+/// The hub reaches into it while the greenlet is suspended (to resume the
+/// coroutine, to flag a fired timeout, to fix a live-list index), but only
+/// through the header's `run` pointer: nothing else points into a stack, as
+/// DESIGN.md §7 asks, and a copying-stack mode could move the record off the
+/// stack (and repoint `run`) before copying the stack out.
+///
 /// Owner thread only, like the header's local fields.
 pub(crate) struct Running {
     coro: Coro,
