@@ -754,6 +754,16 @@ mod tests {
         assert_eq!(checked_size(MIN_STACK_SIZE), Ok(MIN_STACK_SIZE));
         let odd = MIN_STACK_SIZE + 1;
         assert_eq!(checked_size(odd).unwrap() % page_size(), 0);
+        // A header keeps the size in 32 bits.
+        assert_eq!(checked_size(MAX_STACK_SIZE), Ok(MAX_STACK_SIZE));
+        assert!(matches!(
+            checked_size(MAX_STACK_SIZE + 1),
+            Err(StackError::Os { message }) if message.contains("too large")
+        ));
+        assert!(matches!(
+            checked_size(usize::MAX),
+            Err(StackError::Os { .. })
+        ));
     }
 
     #[test]

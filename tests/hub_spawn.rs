@@ -483,21 +483,16 @@ fn wakeups_from_another_thread_run_in_the_order_sent() {
             // Every other runnable greenlet runs first: all four now wait.
             greenlet::yield_now();
             assert!(events.iter().all(|e| e.waiters() == 1));
-            let sent = Arc::new(AtomicBool::new(false));
             let setter = {
-                let (events, sent) = (events.clone(), sent.clone());
+                let events = events.clone();
                 std::thread::spawn(move || {
                     for i in [2, 0, 3, 1] {
                         events[i].set();
                     }
-                    sent.store(true, Ordering::Release);
                 })
             };
-            // Keep the only worker busy until all four wake-ups are queued,
-            // so that it takes them in one batch.
-            while !sent.load(Ordering::Acquire) {
-                std::hint::spin_loop();
-            }
+            // Blocking the only worker's thread until all four wake-ups are
+            // queued makes it take them in one batch.
             setter.join().unwrap();
             greenlet::joinall(&gs);
             assert_eq!(*order.lock().unwrap(), vec![2, 0, 3, 1]);

@@ -17,7 +17,7 @@
 //!
 //! - Shared fields are atomics (`park`, `life`, `interrupt`) or immutable
 //!   after creation (`id`, `name`, `stack_size`). Any thread may touch them.
-//! - Local fields (`coro`, `parent`, `recv`, ...) belong to the greenlet's
+//! - Local fields (`run`, `parent`, `recv`, ...) belong to the greenlet's
 //!   thread. Before a greenlet starts that is whoever holds it (a spawned
 //!   greenlet can be stolen by another worker until then); once started it is
 //!   the thread recorded in `thread`, for good. They are `Cell`s and
@@ -499,18 +499,25 @@ impl Header {
         !self.run.get().is_null()
     }
 
-    /// Installs the coroutine built by `VTable::start` (or a raw greenlet's
-    /// constructor), writing the record at `slot`.
+    /// Makes the greenlet's coroutine on `stack`, running `body`, and writes
+    /// its record at the top of that stack (for `VTable::start` and a raw
+    /// greenlet's constructor).
     ///
     /// # Safety
-    /// See the contract above; the greenlet has no coroutine yet, and `slot`
-    /// is the [`Stack::record_slot`] of the stack inside `coro`, whose
-    /// `guard` is given.
-    pub(crate) unsafe fn set_coro(&self, coro: Coro, slot: *mut u8, guard: usize) {
+    /// See the contract above; the greenlet has no coroutine yet.
+    #[inline(always)]
+    pub(crate) unsafe fn set_coro(
+        &self,
+        stack: Stack,
+        body: impl FnOnce(&GYielder, Wire) -> Wire + 'static,
+    ) {
         debug_assert!(self.run.get().is_null());
-        let r = slot.cast::<Running>();
-        // SAFETY: the slot is reserved for us in a stack that `coro` owns,
-        // aligned and large enough (checked above), and unused until now.
+        let r = stack.record_slot().cast::<Running>();
+        let guard = stack.guard();
+        let coro = Coroutine::with_stack(stack, body);
+        // SAFETY: the slot is reserved for the record in the stack that
+        // `coro` now owns (the coroutine never uses it), aligned and large
+        // enough (checked above), and unused until now.
         unsafe {
             r.write(Running {
                 coro,

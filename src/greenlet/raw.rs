@@ -21,8 +21,6 @@ use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr::NonNull;
 
-use corosensei::Coroutine;
-
 use super::header::{
     GYielder, Header, HeaderRef, Kind, Msg, Recv, Req, State, VTable, ValueType, Wire,
 };
@@ -213,15 +211,12 @@ impl RawBuilder {
         hdr.bind_to_current_thread();
         crate::hub::adopt_raw(&hdr);
         let this = hdr.clone();
-        let guard = stack.guard();
-        let slot = stack.record_slot();
-        let coro = Coroutine::with_stack(stack, move |y: &GYielder, msg: Wire| {
-            raw_body::<V, F>(y, Msg::from_wire(msg), this, f)
-        });
         // SAFETY: a new greenlet, on its own thread, referenced by nobody
         // else yet.
         unsafe {
-            hdr.set_coro(coro, slot, guard);
+            hdr.set_coro(stack, move |y: &GYielder, msg: Wire| {
+                raw_body::<V, F>(y, Msg::from_wire(msg), this, f)
+            });
             hdr.set_recv(
                 Recv::Value(ValueType::of::<V>()),
                 (*ptr.as_ptr()).arg.get().cast(),
@@ -251,7 +246,8 @@ fn raw_body<V: 'static, F: FnOnce(V) -> V>(y: &GYielder, msg: Msg, this: HeaderR
     // switching here; nobody else touches it now.
     let arg = unsafe { (*(*cell).arg.get()).take() }.expect("a started greenlet has its value");
     let result = catch_unwind(AssertUnwindSafe(move || f(arg)));
-    crate::sync::local::drop_locals(&this);
+    // SAFETY: we are `this`, on our stack, and `f` has returned.
+    unsafe { crate::sync::local::drop_locals(&this) };
     // SAFETY: still running on our own thread.
     let to = unsafe { live_parent(&this) };
     let msg = match result {

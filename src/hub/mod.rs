@@ -114,7 +114,10 @@ pub(crate) struct Shared {
     /// through their headers (`woken_next`), each holding a counted
     /// reference, taken whole by the worker. A greenlet is in it at most
     /// once: only the unpark that moves it out of `PARKED` sends it, and it
-    /// cannot park again before its worker took it. Pushing is one
+    /// cannot park again before its worker took it. Each greenlet in it
+    /// holds this `Shared` (its `worker` field), so a `Shared` is never
+    /// dropped with wake-ups in it: one never taken would keep both alive,
+    /// as a message left in the `Injector` would. Pushing is one
     /// compare-and-swap on this word; crossbeam's `Injector` (which carries
     /// the rarer messages) touches its tail index and a slot in a block it
     /// allocates every 63 messages.
@@ -204,14 +207,6 @@ impl Shared {
         if self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst) {
             let _ = self.waker.wake();
         }
-    }
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        // Wake-ups nobody took (the worker is gone): let go of their
-        // references.
-        self.take_woken(drop);
     }
 }
 
@@ -485,7 +480,10 @@ impl Driver {
     }
 
     /// Called by a spawned greenlet's body when it ends.
-    pub(crate) fn forget_live(&self, g: &Header) {
+    ///
+    /// # Safety
+    /// `g` is the running greenlet, a spawned one of this worker.
+    pub(crate) unsafe fn forget_live(&self, g: &Header) {
         let mut live = self.live.borrow_mut();
         // SAFETY: `g` runs (it is ending), so it has its record.
         let at = unsafe { g.running() }.live_index.replace(usize::MAX);
@@ -502,7 +500,10 @@ impl Driver {
     /// A raw greenlet of this worker is about to park. Once shutdown has
     /// begun it is killed at once (unless it is already unwinding): the
     /// hub's kill went out before it parked.
-    pub(crate) fn enter_parked_raw(&self, g: &Header) {
+    ///
+    /// # Safety
+    /// `g` is the running greenlet.
+    pub(crate) unsafe fn enter_parked_raw(&self, g: &Header) {
         self.parked_raw.borrow_mut().push(NonNull::from(g));
         // SAFETY: `g` runs, so it has its record.
         if self.shutting_down.get() && !unsafe { g.running() }.unwinding.get() {

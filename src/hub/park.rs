@@ -301,9 +301,12 @@ pub(crate) fn deliver_poke(g: &Header) {
 }
 
 /// Raises a pending kill or timeout in the running greenlet `g`.
+///
+/// # Safety
+/// `g` is the running greenlet, not a thread's root (so it has its record).
 #[inline(always)]
-pub(crate) fn check_interrupts(g: &Header) {
-    // SAFETY: `g` runs (the caller's contract), so it has its record.
+pub(crate) unsafe fn check_interrupts(g: &Header) {
+    // SAFETY: per the caller.
     let run = unsafe { g.running() };
     if g.interrupt.load(Ordering::Relaxed) != 0 || run.timeout_fired.get() != 0 {
         raise_interrupts(g, run);
@@ -356,7 +359,8 @@ pub(crate) fn park_until(deadline: Option<Instant>) {
     };
     // SAFETY: `g` is the running greenlet.
     let h = unsafe { &*g };
-    check_interrupts(h);
+    // SAFETY: a hub greenlet that runs, not a root.
+    unsafe { check_interrupts(h) };
     // Look before the read-modify-write: most parks find no early unpark.
     if h.park.load(Ordering::Relaxed) == NOTIFIED
         && h.park
@@ -375,7 +379,8 @@ pub(crate) fn park_until(deadline: Option<Instant>) {
     });
     // A raw greenlet is in no list the hub kills at shutdown: it is listed
     // while it parks (spawned greenlets are listed for their whole life).
-    let _listed = (h.kind == Kind::Raw).then(|| ParkedRaw::enter(h));
+    // SAFETY: `h` is the running greenlet.
+    let _listed = (h.kind == Kind::Raw).then(|| unsafe { ParkedRaw::enter(h) });
     if h.park
         .compare_exchange(RUNNING, PARKED, Ordering::AcqRel, Ordering::Acquire)
         .is_ok()
@@ -392,7 +397,8 @@ pub(crate) fn park_until(deadline: Option<Instant>) {
         // An unpark came in between: consume it.
         h.park.store(RUNNING, Ordering::Release);
         drop(CancelTimer(timer));
-        check_interrupts(h);
+        // SAFETY: as above.
+        unsafe { check_interrupts(h) };
     }
 }
 
@@ -400,8 +406,11 @@ pub(crate) fn park_until(deadline: Option<Instant>) {
 struct ParkedRaw<'a>(&'a Header);
 
 impl<'a> ParkedRaw<'a> {
-    fn enter(g: &'a Header) -> Self {
-        Driver::with(|d| d.enter_parked_raw(g));
+    /// # Safety
+    /// `g` is the running greenlet.
+    unsafe fn enter(g: &'a Header) -> Self {
+        // SAFETY: per the caller.
+        Driver::with(|d| unsafe { d.enter_parked_raw(g) });
         ParkedRaw(g)
     }
 }

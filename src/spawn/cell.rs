@@ -31,8 +31,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use corosensei::Coroutine;
-
 use super::GreenletError;
 use crate::greenlet::GreenletExit;
 use crate::greenlet::header::{GYielder, Header, HeaderRef, Kind, Msg, Payload, Req, VTable, Wire};
@@ -206,14 +204,14 @@ unsafe fn start<T: 'static, F: FnOnce() -> T + 'static>(task: HeaderRef) -> bool
     };
     // SAFETY: claimed by us; nobody else touches the closure.
     let f = unsafe { (*c.func.get()).take() }.expect("an unstarted greenlet has its closure");
-    let guard = stack.guard();
-    let slot = stack.record_slot();
     let hdr = NonNull::from(&*task);
-    let coro = Coroutine::with_stack(stack, move |y: &GYielder, _: Wire| {
-        task_body::<T, F>(y, task, f)
-    });
-    // SAFETY: unstarted, claimed, on the thread that will run it.
-    unsafe { hdr.as_ref().set_coro(coro, slot, guard) };
+    // SAFETY: unstarted, claimed, on the thread that will run it; `task`,
+    // moved into the body, keeps the header alive through the call.
+    unsafe {
+        hdr.as_ref().set_coro(stack, move |y: &GYielder, _: Wire| {
+            task_body::<T, F>(y, task, f)
+        })
+    };
     true
 }
 
@@ -237,18 +235,21 @@ fn task_body<T: 'static, F: FnOnce() -> T>(y: &GYielder, this: HeaderRef, f: F) 
     // SAFETY: we are this greenlet, running on its thread.
     unsafe { this.set_yielder(y) };
     let out = catch_unwind(AssertUnwindSafe(|| {
-        check_interrupts(&this);
+        // SAFETY: we are `this`, running.
+        unsafe { check_interrupts(&this) };
         f()
     }));
     // SAFETY: we run, so we have our record.
     unsafe { this.running() }.unwinding.set(false);
-    crate::sync::local::drop_locals(&this);
+    // SAFETY: we are `this`, on our stack, and `f` has returned.
+    unsafe { crate::sync::local::drop_locals(&this) };
     let result = out.map_err(error_from_payload);
     if this.is_main.get() {
         crate::hub::deadlock::unregister_main(&this);
     }
     complete::<T>(&this, result);
-    Driver::with(|d| d.forget_live(&this));
+    // SAFETY: we are `this`, running on our worker.
+    Driver::with(|d| unsafe { d.forget_live(&this) });
     // The trampoline releases this reference once the coroutine is gone.
     std::mem::forget(this);
     Req {

@@ -113,9 +113,10 @@ impl GreenletBuilder {
 
     /// Starts the greenlet on the runtime's workers in turn (no other worker
     /// steals it), instead of queueing it on the spawning worker (where an
-    /// idle worker may or may not steal it in time). For long-lived greenlets spawned in a burst from one place,
-    /// like a server's connection handlers: since a started greenlet never
-    /// changes workers, where it starts is where it stays. It costs a
+    /// idle worker may or may not steal it in time). For long-lived
+    /// greenlets spawned in a burst from one place, like a server's
+    /// connection handlers: since a started greenlet never changes workers,
+    /// where it starts is where it stays. It costs a
     /// cross-thread hand-over per spawn, so short greenlets are better
     /// spawned locally (the default).
     pub fn spread(mut self, spread: bool) -> Self {

@@ -124,12 +124,14 @@ thread_local! {
     static THREAD: ThreadLocals = const { ThreadLocals(Locals::new()) };
 }
 
-/// Drops the locals of a greenlet that is ending. Called by the core, on the
-/// greenlet's own stack, after its function returned or unwound.
-pub(crate) fn drop_locals(h: &Header) {
-    // SAFETY: the greenlet runs this itself, on its thread (so it has its
-    // record), after its function (and every `with` closure in it) has
-    // returned.
+/// Drops the locals of a greenlet that is ending.
+///
+/// # Safety
+/// Called by the greenlet `h` itself, on its own stack (so it has its
+/// record), after its function (and every `with` closure in it) returned or
+/// unwound.
+pub(crate) unsafe fn drop_locals(h: &Header) {
+    // SAFETY: per the caller: on its thread, with no value borrowed.
     unsafe { h.running().locals.clear() }
 }
 
