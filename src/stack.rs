@@ -71,6 +71,14 @@ pub enum StackError {
         /// The size asked for, in bytes.
         requested: usize,
     },
+    /// The closure is too large for the stack: it is moved onto the stack
+    /// as the greenlet starts, and may take at most half of it.
+    ClosureTooLarge {
+        /// The closure's size, in bytes.
+        closure: usize,
+        /// The stack's size, in bytes.
+        stack: usize,
+    },
     /// The kernel refused the mapping or the guard page.
     Os {
         /// What failed, in words a user can act on.
@@ -86,12 +94,33 @@ impl fmt::Display for StackError {
                 "greenlet stack size {requested} bytes is below the minimum of {} KiB",
                 MIN_STACK_SIZE / 1024
             ),
+            StackError::ClosureTooLarge { closure, stack } => write!(
+                f,
+                "a greenlet closure of {closure} bytes does not fit on a {} KiB stack \
+                 (it may take half of it): box its large captures or ask for a larger stack",
+                stack / 1024
+            ),
             StackError::Os { message } => f.write_str(message),
         }
     }
 }
 
 impl std::error::Error for StackError {}
+
+/// Checks that a greenlet closure of type `F` fits on a stack of `size`
+/// bytes, with room to spare for the frames it runs in (see
+/// `Header::set_coro`, which moves it there).
+pub(crate) fn check_fits<F>(size: usize) -> Result<(), StackError> {
+    let closure = std::mem::size_of::<F>();
+    if closure + 2 * std::mem::align_of::<F>() + 64 <= size / 2 {
+        Ok(())
+    } else {
+        Err(StackError::ClosureTooLarge {
+            closure,
+            stack: size,
+        })
+    }
+}
 
 pub(crate) fn page_size() -> usize {
     static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
@@ -165,14 +194,19 @@ impl Stack {
     }
 
     /// The bytes kept at the top of every stack for its greenlet's record
-    /// (`greenlet::header::Running`), above the coroutine's first frame.
+    /// (`greenlet::header::Running`), above the greenlet's first frame.
     pub(crate) const RECORD_BYTES: usize = 128;
 
     /// Where the greenlet's record goes: the top [`Self::RECORD_BYTES`]
-    /// bytes, 16-aligned, which the coroutine never uses.
+    /// bytes, 16-aligned, which the greenlet's frames never use.
     #[inline(always)]
     pub(crate) fn record_slot(&self) -> *mut u8 {
         (self.top() - Self::RECORD_BYTES) as *mut u8
+    }
+
+    /// The usable bytes (the guard page not counted).
+    pub(crate) fn size(&self) -> usize {
+        self.0.size
     }
 
     /// The lowest address of the guard page.
@@ -192,23 +226,6 @@ impl Drop for Stack {
                 pool.give(mem);
             }
         });
-    }
-}
-
-// SAFETY: `base` and `limit` describe memory this `Stack` owns exclusively
-// while it lives: `size` bytes (at least MIN_STACK_SIZE, page aligned) with a
-// guard page directly below, which faults on access. The top RECORD_BYTES of
-// it are left out for the greenlet's record.
-unsafe impl corosensei::stack::Stack for Stack {
-    #[inline(always)]
-    fn base(&self) -> corosensei::stack::StackPointer {
-        corosensei::stack::StackPointer::new(self.top() - Self::RECORD_BYTES)
-            .expect("stack top is not null")
-    }
-
-    #[inline(always)]
-    fn limit(&self) -> corosensei::stack::StackPointer {
-        corosensei::stack::StackPointer::new(self.guard()).expect("stack limit is not null")
     }
 }
 

@@ -338,3 +338,95 @@ fn switching_to_self_returns_the_value() {
         assert_eq!(main.switch(4), 4);
     });
 }
+
+#[test]
+fn a_backtrace_taken_in_a_greenlet_ends_at_its_start() {
+    guard(|| {
+        let g = RawGreenlet::new(|()| {
+            let trace = std::backtrace::Backtrace::force_capture().to_string();
+            assert!(
+                trace.contains("a_backtrace_taken_in_a_greenlet_ends_at_its_start"),
+                "the greenlet's own frames are in its backtrace:\n{trace}"
+            );
+            // The walk stops at the greenlet's entry: nothing of the stack
+            // that switched to it (this test's thread) is in it.
+            assert!(!trace.contains("guard_for"), "{trace}");
+        });
+        g.switch(());
+        assert!(g.is_dead());
+    });
+}
+
+#[test]
+fn values_live_across_switches_keep_their_registers() {
+    // Many values live across each switch, integer and floating point, so
+    // the compiler keeps some in callee-saved registers and has to save the
+    // rest: a register the switch failed to restore shows as a wrong sum.
+    guard(|| {
+        let main = RawGreenlet::<u64>::current();
+        let g = RawGreenlet::new(move |mut x: u64| {
+            loop {
+                x = main.switch(x.wrapping_mul(3));
+            }
+        });
+        let (mut a, mut b, mut c, mut d, mut e, mut f) = (1u64, 2u64, 3u64, 4u64, 5u64, 6u64);
+        let (mut p, mut q) = (0.5f64, 1.5f64);
+        for i in 0..1000u64 {
+            let r = g.switch(i);
+            assert_eq!(r, i.wrapping_mul(3));
+            a = a.wrapping_add(r);
+            b = b.wrapping_mul(3).wrapping_add(a);
+            c ^= b.rotate_left(7);
+            d = d.wrapping_add(c);
+            e = e.wrapping_mul(5).wrapping_add(d);
+            f ^= e;
+            p += r as f64;
+            q *= 1.0001;
+        }
+        let (mut a2, mut b2, mut c2, mut d2, mut e2, mut f2) = (1u64, 2u64, 3u64, 4u64, 5u64, 6u64);
+        let (mut p2, mut q2) = (0.5f64, 1.5f64);
+        for i in 0..1000u64 {
+            let r = i.wrapping_mul(3);
+            a2 = a2.wrapping_add(r);
+            b2 = b2.wrapping_mul(3).wrapping_add(a2);
+            c2 ^= b2.rotate_left(7);
+            d2 = d2.wrapping_add(c2);
+            e2 = e2.wrapping_mul(5).wrapping_add(d2);
+            f2 ^= e2;
+            p2 += r as f64;
+            q2 *= 1.0001;
+        }
+        assert_eq!((a, b, c, d, e, f), (a2, b2, c2, d2, e2, f2));
+        assert_eq!((p, q), (p2, q2));
+    });
+}
+
+#[test]
+fn a_closure_too_large_for_its_stack_is_an_error() {
+    guard(|| {
+        let big = [7u8; 64 * 1024];
+        let r = RawBuilder::new()
+            .stack_size(greenlet::MIN_STACK_SIZE)
+            .build(move |()| {
+                std::hint::black_box(&big);
+            });
+        match r {
+            Err(greenlet::StackError::ClosureTooLarge { closure, stack }) => {
+                assert!(closure >= 64 * 1024);
+                assert_eq!(stack, greenlet::MIN_STACK_SIZE);
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+            Ok(_) => panic!("a 64 KiB closure fit on the smallest stack"),
+        }
+        // A larger stack takes it (debug builds copy the closure a few times
+        // on the way in).
+        let g = RawBuilder::new()
+            .stack_size(1024 * 1024)
+            .build(move |()| {
+                assert_eq!(std::hint::black_box(&big)[100], 7);
+            })
+            .unwrap();
+        g.switch(());
+        assert!(g.is_dead());
+    });
+}

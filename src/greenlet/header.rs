@@ -37,27 +37,18 @@ use std::cell::{Cell, UnsafeCell};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
-use corosensei::{Coroutine, Yielder};
-
 use crate::stack::Stack;
 
 /// A panic payload, as `catch_unwind` gives it.
 pub(crate) type Payload = Box<dyn std::any::Any + Send + 'static>;
 
-/// The coroutine under every greenlet: resumed with a [`Msg`], it yields or
-/// returns a [`Req`] saying where to go next, each packed in a [`Wire`].
-pub(crate) type Coro = Coroutine<Wire, Wire, Wire, Stack>;
-
-/// The yielder a greenlet suspends through.
-pub(crate) type GYielder = Yielder<Wire, Wire>;
-
 /// A [`Msg`] or a [`Req`] as it crosses a stack switch: one machine word,
-/// which corosensei passes in a register. A `Req` is the target pointer
+/// passed in a register. A `Req` is the target pointer
 /// (headers are 8-aligned) with the message's tag in the low bits; a panic
 /// payload waits in the thread's `MAILBOX` meanwhile.
 #[derive(Clone, Copy)]
 #[repr(transparent)]
-pub(crate) struct Wire(usize);
+pub(crate) struct Wire(pub(super) usize);
 
 const TAG_VALUE: usize = 0;
 const TAG_WAKE: usize = 1;
@@ -149,8 +140,8 @@ pub(crate) enum Msg {
 /// Where a suspending or finishing greenlet wants control to go.
 ///
 /// A finishing greenlet also leaves behind its own reference, which kept it
-/// alive while it ran: it forgets it, and the trampoline releases it once the
-/// coroutine is gone.
+/// alive while it ran: it forgets it, and whoever it switches to last
+/// releases it, with its stack.
 pub(crate) struct Req {
     /// The greenlet to resume next; null means the thread's root (the hub on
     /// a worker, the main greenlet elsewhere).
@@ -307,18 +298,30 @@ pub(crate) struct Header {
 ///
 /// Owner thread only, like the header's local fields.
 pub(crate) struct Running {
-    coro: Coro,
-    yielder: Cell<*const GYielder>,
+    /// The stack this record is at the top of (given back to the pool when
+    /// the record is dropped).
+    stack: Stack,
+    /// The saved stack pointer while the greenlet is not running.
+    pub(crate) sp: Cell<usize>,
+    /// The body, on the stack below the record, until the first switch
+    /// into the greenlet moves it out.
+    body: Cell<Option<Body>>,
     /// The id of a `Timeout` that fired and has yet to be raised (0: none).
     pub(crate) timeout_fired: Cell<u64>,
     /// A throw raised by `check_interrupts` is unwinding this stack.
     pub(crate) unwinding: Cell<bool>,
     /// Its place in its worker's list of live greenlets.
     pub(crate) live_index: Cell<usize>,
-    /// The lowest address of the stack's guard page.
-    stack_guard: usize,
     /// Greenlet-local values (`sync::local`).
     pub(crate) locals: crate::sync::local::Locals,
+}
+
+/// A greenlet's body waiting on its stack for the greenlet to start.
+#[derive(Clone, Copy)]
+struct Body {
+    at: *mut u8,
+    /// Drops it in place, if it never runs.
+    drop: unsafe fn(*mut u8),
 }
 
 const _: () = assert!(
@@ -328,16 +331,41 @@ const _: () = assert!(
 );
 
 impl Running {
-    /// The coroutine.
+    /// Whether the greenlet has been entered (its body moved out).
+    pub(crate) fn started(&self) -> bool {
+        self.body.get().is_none()
+    }
+
+    /// Moves the body out of the stack, as the greenlet starts.
     ///
     /// # Safety
-    /// Only while the coroutine is not itself running, and without keeping
-    /// the reference across a switch.
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn coro(&self) -> &mut Coro {
-        // SAFETY: per the caller, nobody else holds a reference to it.
-        unsafe { &mut *(&raw const self.coro).cast_mut() }
+    /// Called once, by the greenlet itself on its first entry, with the
+    /// type `B` that [`Header::set_coro`] was given.
+    pub(crate) unsafe fn take_body<B>(&self) -> B {
+        let body = self.body.take().expect("a greenlet is entered once");
+        // SAFETY: per the caller: `set_coro` wrote a `B` there, and taking
+        // `body` out of the cell means it is read only here.
+        unsafe { body.at.cast::<B>().read() }
     }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(body) = self.body.take() {
+            // SAFETY: an unstarted greenlet's body is still on the stack,
+            // which `self.stack` keeps until this record is gone.
+            unsafe { (body.drop)(body.at) }
+        }
+    }
+}
+
+/// Drops a body left on the stack of a greenlet that never started.
+///
+/// # Safety
+/// `at` holds a `B`, not used again.
+unsafe fn drop_body<B>(at: *mut u8) {
+    // SAFETY: per the caller.
+    unsafe { at.cast::<B>().drop_in_place() }
 }
 
 /// `interrupt` bit: a kill is pending.
@@ -499,65 +527,64 @@ impl Header {
         !self.run.get().is_null()
     }
 
-    /// Makes the greenlet's coroutine on `stack`, running `body`, and writes
-    /// its record at the top of that stack (for `VTable::start` and a raw
-    /// greenlet's constructor).
+    /// Prepares `stack` to run `body` when the greenlet is first switched
+    /// to, and writes its record at the top of that stack (for
+    /// `VTable::start` and a raw greenlet's constructor). The body gets the
+    /// first message and returns a [`Req`]: where to go as the greenlet ends.
+    ///
+    /// # Panics
+    /// If `body` (its captures) takes more than half the stack: callers
+    /// check with `stack::check_fits` first.
     ///
     /// # Safety
     /// See the contract above; the greenlet has no coroutine yet.
     #[inline(always)]
-    pub(crate) unsafe fn set_coro(
-        &self,
-        stack: Stack,
-        body: impl FnOnce(&GYielder, Wire) -> Wire + 'static,
-    ) {
+    pub(crate) unsafe fn set_coro<B: FnOnce(Wire) -> Wire + 'static>(&self, stack: Stack, body: B) {
         debug_assert!(self.run.get().is_null());
+        let size = std::mem::size_of::<B>();
+        let align = std::mem::align_of::<B>().max(16);
+        // Spawns and raw greenlets checked their closure (`check_fits`).
+        assert!(
+            size + align <= stack.size() / 2,
+            "greenlet: a closure of {size} bytes does not fit on a {} KiB stack",
+            stack.size() / 1024
+        );
         let r = stack.record_slot().cast::<Running>();
-        let guard = stack.guard();
-        let coro = Coroutine::with_stack(stack, body);
-        // SAFETY: the slot is reserved for the record in the stack that
-        // `coro` now owns (the coroutine never uses it), aligned and large
-        // enough (checked above), and unused until now.
+        let at = (r as usize - size) & !(align - 1);
+        // SAFETY: the record slot is reserved at the top of `stack`, aligned
+        // and large enough (checked above); below it, `size` bytes for the
+        // body and then the first frame fit in the half of the stack
+        // checked above. Nothing else uses this memory: the stack is ours.
         unsafe {
+            (at as *mut B).write(body);
+            let sp = super::context::prepare(at, super::switch::enter::<B>);
             r.write(Running {
-                coro,
-                yielder: Cell::new(std::ptr::null()),
+                stack,
+                sp: Cell::new(sp),
+                body: Cell::new(Some(Body {
+                    at: at as *mut u8,
+                    drop: drop_body::<B>,
+                })),
                 timeout_fired: Cell::new(0),
                 unwinding: Cell::new(false),
                 live_index: Cell::new(usize::MAX),
-                stack_guard: guard,
                 locals: crate::sync::local::Locals::new(),
             })
         };
         self.run.set(r);
     }
 
-    /// Takes the record (and so the coroutine) out of the stack, leaving
-    /// the greenlet without one. Dropping what is returned drops the
-    /// coroutine, which gives its stack back to the pool.
+    /// Takes the record out of the stack, leaving the greenlet without one.
+    /// Dropping what is returned gives the stack back to the pool (and
+    /// drops the body of a greenlet that never started).
     ///
     /// # Safety
-    /// See the contract above; the coroutine is not running.
+    /// See the contract above; the greenlet is not running.
     pub(crate) unsafe fn take_running(&self) -> Option<Running> {
         let r = self.run.replace(std::ptr::null_mut());
         // SAFETY: a non-null record is alive and ours; it is moved out once,
         // here, and the pointer to it is gone.
         (!r.is_null()).then(|| unsafe { r.read() })
-    }
-
-    /// # Safety
-    /// See the contract above; the greenlet runs.
-    #[inline(always)]
-    pub(crate) unsafe fn yielder(&self) -> *const GYielder {
-        // SAFETY: a running greenlet has its record.
-        unsafe { self.running().yielder.get() }
-    }
-
-    /// # Safety
-    /// See the contract above; the greenlet runs.
-    pub(crate) unsafe fn set_yielder(&self, y: *const GYielder) {
-        // SAFETY: as above.
-        unsafe { self.running().yielder.set(y) }
     }
 
     /// # Safety
@@ -593,7 +620,7 @@ impl Header {
         };
         // SAFETY: a running greenlet has its record (written before it
         // first ran; the handler only reads it).
-        let guard = unsafe { self.running().stack_guard };
+        let guard = unsafe { self.running().stack.guard() };
         crate::stack::RunningStack {
             id: self.id,
             guard,
@@ -619,9 +646,9 @@ impl Drop for Header {
             return;
         }
         // SAFETY: the record is alive while `run` points at it, and with the
-        // last reference gone nobody else can reach it.
-        let coro = unsafe { &(*r).coro };
-        if coro.started() && !coro.done() {
+        // last reference gone nobody else can reach it. A record is taken
+        // as its greenlet ends, so a started one here never finished.
+        if unsafe { (*r).started() } {
             // A greenlet that never finished and can no longer be resumed on
             // its thread (it refused to die, or its thread is gone). Unwinding
             // it here could run its destructors on the wrong thread; leak its

@@ -1,10 +1,12 @@
 //! The greenlet core: stackful coroutines with symmetric `switch`, `throw`
-//! and parents (python greenlet's contract), built on corosensei.
+//! and parents (python greenlet's contract), on a stack switch of our own.
 //!
+//! - `context`: the stack switch (registers and stack pointer).
 //! - `header`: what every greenlet is (one allocation, counted by hand).
-//! - `switch`: the thread's root and the trampoline that drives switches.
+//! - `switch`: the running greenlet, the thread's root, and `switch_to`.
 //! - `raw`: the public `RawGreenlet` API.
 
+mod context;
 pub(crate) mod header;
 mod raw;
 pub(crate) mod switch;

@@ -21,9 +21,7 @@ use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr::NonNull;
 
-use super::header::{
-    GYielder, Header, HeaderRef, Kind, Msg, Recv, Req, State, VTable, ValueType, Wire,
-};
+use super::header::{Header, HeaderRef, Kind, Msg, Recv, Req, State, VTable, ValueType, Wire};
 use super::switch::{current_or_root, is_root, root_ptr, switch_to};
 use crate::stack::{DEFAULT_STACK_SIZE, Stack, StackError, checked_size};
 
@@ -189,6 +187,7 @@ impl RawBuilder {
         F: FnOnce(V) -> V + 'static,
     {
         let size = checked_size(self.stack_size)?;
+        crate::stack::check_fits::<F>(size)?;
         let stack = Stack::take(size)?;
         let parent = match self.parent {
             Some(p) if !p.on_this_thread() => {
@@ -214,8 +213,8 @@ impl RawBuilder {
         // SAFETY: a new greenlet, on its own thread, referenced by nobody
         // else yet.
         unsafe {
-            hdr.set_coro(stack, move |y: &GYielder, msg: Wire| {
-                raw_body::<V, F>(y, Msg::from_wire(msg), this, f)
+            hdr.set_coro(stack, move |msg: Wire| {
+                raw_body::<V, F>(Msg::from_wire(msg), this, f)
             });
             hdr.set_recv(
                 Recv::Value(ValueType::of::<V>()),
@@ -233,12 +232,9 @@ impl RawBuilder {
 }
 
 /// The body every raw greenlet's coroutine runs.
-fn raw_body<V: 'static, F: FnOnce(V) -> V>(y: &GYielder, msg: Msg, this: HeaderRef, f: F) -> Wire {
+fn raw_body<V: 'static, F: FnOnce(V) -> V>(msg: Msg, this: HeaderRef, f: F) -> Wire {
     // SAFETY: we are the greenlet, running on its thread.
-    unsafe {
-        this.set_yielder(y);
-        this.set_recv(Recv::Nothing, std::ptr::null_mut());
-    }
+    unsafe { this.set_recv(Recv::Nothing, std::ptr::null_mut()) };
     debug_assert!(matches!(msg, Msg::Value));
     drop(msg);
     let cell = this.as_ptr().cast::<RawCell<V>>();
@@ -258,7 +254,7 @@ fn raw_body<V: 'static, F: FnOnce(V) -> V>(y: &GYielder, msg: Msg, this: HeaderR
     };
     // SAFETY: we are about to end; nothing may be delivered to us any more.
     unsafe { this.set_state(State::Dead) };
-    // The trampoline releases this reference once the coroutine is gone.
+    // Whoever we switch to last releases this reference, with our stack.
     std::mem::forget(this);
     Req {
         to: if is_root(to) { std::ptr::null() } else { to },

@@ -1,31 +1,33 @@
-//! Switching: the thread context and the trampoline.
+//! Switching: the running greenlet, the thread's root, and `switch_to`.
 //!
 //! # Design
 //!
-//! corosensei coroutines are asymmetric: a coroutine can only `suspend` back
-//! to whoever resumed it. Greenlets switch symmetrically (any greenlet to any
-//! other). The bridge is a trampoline on the thread's own (native) stack: a
-//! greenlet that switches suspends with a [`Req`] naming the target, and the
-//! trampoline resumes that target. Only the trampoline ever calls `resume`, so
-//! coroutines never nest and a switch is one suspend plus one resume.
+//! Greenlets switch symmetrically: any greenlet to any other, in one stack
+//! switch ([`context::switch`]). The thread's native stack is its *root*
+//! greenlet: on a plain thread the root is the main greenlet; on a worker
+//! thread it is the hub, whose loop switches to each runnable greenlet
+//! ([`run_from_root`]) and gets control back when a greenlet parks by
+//! switching to the root.
 //!
-//! The native stack is the thread's *root* greenlet. On a plain thread the
-//! root is the main greenlet: its `switch` runs the trampoline until some
-//! greenlet switches back to it. On a worker thread the root is the hub: its
-//! loop calls [`trampoline`] for each runnable greenlet, and a greenlet parks
-//! by switching to the root.
+//! A greenlet that ends switches away for the last time naming itself; the
+//! greenlet that receives that switch gives the stack back to the pool and
+//! releases the ended greenlet's own reference ([`release_ended`]), since
+//! nobody can free the stack they run on.
 //!
 //! `CURRENT` holds the running greenlet, or null while the root runs. It is a
 //! const-initialised thread-local without destructor, so reading it costs a
-//! TLS load and it is safe to read from the overflow handler.
+//! TLS load and it is safe to read from the overflow handler. `ROOT_SP`
+//! holds the root's stack pointer while a greenlet runs.
 
 use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
 
+use super::context;
 use super::header::{Header, HeaderRef, Kind, Msg, Recv, Req, State, VTable, Wire};
 
 thread_local! {
     static CURRENT: Cell<*const Header> = const { Cell::new(std::ptr::null()) };
+    static ROOT_SP: Cell<usize> = const { Cell::new(0) };
     static ROOT: RefCell<Option<HeaderRef>> = const { RefCell::new(None) };
     static ROOT_PTR: Cell<*const Header> = const { Cell::new(std::ptr::null()) };
 }
@@ -117,73 +119,112 @@ fn new_root() -> HeaderRef {
 #[inline(always)]
 pub(crate) unsafe fn switch_to(to: *const Header, msg: Msg) -> Msg {
     let cur = current_ptr();
-    if cur.is_null() {
-        // SAFETY: we are the root, on the native stack: run the trampoline.
-        Msg::from_wire(unsafe { trampoline(to, msg.into_wire()) })
-    } else {
-        // SAFETY: `cur` is running, so it is a started coroutine whose
-        // yielder is set and lives on its stack.
-        let back = unsafe { (*(*cur).yielder()).suspend(Req { to, msg }.into_wire()) };
-        Msg::from_wire(back)
-    }
+    let wire = msg.into_wire();
+    // SAFETY: `cur` is us (null: the root), running on this thread, so it
+    // has its record unless it is the root; `to` per the caller.
+    let back = unsafe {
+        let save = if cur.is_null() {
+            (*root_ptr()).set_state(State::Suspended);
+            ROOT_SP.with(|s| s.as_ptr())
+        } else {
+            (*cur).set_state(State::Suspended);
+            (*cur).running().sp.as_ptr()
+        };
+        jump(to, wire, std::ptr::null(), save)
+    };
+    Msg::from_wire(back)
 }
 
-/// Splits a request into its target and the message, still packed.
-#[inline(always)]
-fn split(w: Wire) -> (*const Header, Wire) {
-    let req = Req::from_wire(w);
-    (req.to, req.msg.into_wire())
-}
-
-/// Runs greenlets from the root's native stack, following their switches,
-/// until one switches to the root; returns what it sent.
+/// Switches from the root to `to`, handing it `msg`; returns what the
+/// greenlet that next switches to the root sends (the hub's way in).
 ///
 /// # Safety
 /// Called on the root of this thread (no greenlet running), with `to` as
-/// for [`switch_to`]. Every started greenlet's coroutine is driven only from
-/// here, which is what keeps `resume` calls from nesting.
+/// for [`switch_to`].
 #[inline(always)]
-pub(crate) unsafe fn trampoline(mut to: *const Header, mut msg: Wire) -> Wire {
-    let root = root_ptr();
-    // SAFETY: the root is this thread's.
-    unsafe { (*root).set_state(State::Suspended) };
-    loop {
-        if is_root(to) {
-            CURRENT.with(|c| c.set(std::ptr::null()));
-            // SAFETY: as above.
-            unsafe { (*root).set_state(State::Running) };
-            return msg;
-        }
-        // SAFETY: `to` is live and of this thread (caller's contract, and
-        // each `Req` below comes from a greenlet holding the same contract).
-        let g = unsafe { &*to };
-        let coro = unsafe {
-            g.set_state(State::Running);
-            g.running().coro()
-        };
-        CURRENT.with(|c| c.set(to));
-        // SAFETY: the coroutine exists (started greenlets keep theirs until
-        // they end) and is not running; no other reference into it is held
-        // across this call.
-        let result = coro.resume(msg);
-        match result {
-            corosensei::CoroutineResult::Yield(w) => {
-                // SAFETY: the greenlet just suspended on this thread.
-                unsafe { g.set_state(State::Suspended) };
-                (to, msg) = split(w);
-            }
-            corosensei::CoroutineResult::Return(w) => {
-                (to, msg) = split(w);
-                // SAFETY: it finished; dropping the coroutine returns the
-                // stack to this thread's pool. The greenlet forgot its own
-                // reference on the way out: it is released here, last.
-                unsafe {
-                    g.set_state(State::Dead);
-                    g.set_recv(Recv::Nothing, std::ptr::null_mut());
-                    drop(g.take_running());
-                    drop(HeaderRef::from_raw(std::ptr::NonNull::from(g)));
-                }
-            }
-        }
+pub(crate) unsafe fn run_from_root(to: *const Header, msg: Wire) -> Wire {
+    debug_assert!(current_ptr().is_null());
+    // SAFETY: we are the root; `to` per the caller.
+    unsafe {
+        (*root_ptr()).set_state(State::Suspended);
+        jump(to, msg, std::ptr::null(), ROOT_SP.with(|s| s.as_ptr()))
     }
+}
+
+/// Makes `to` the running greenlet and switches to its stack, saving ours
+/// in `save`; `ended` is null or the running greenlet, ending.
+///
+/// # Safety
+/// As for [`switch_to`]; the running greenlet has set its own state, and
+/// `save` is its stack-pointer slot (kept until it is resumed).
+#[inline(always)]
+unsafe fn jump(to: *const Header, wire: Wire, ended: *const Header, save: *mut usize) -> Wire {
+    // SAFETY: per the caller, `to` is a live greenlet of this thread (or
+    // the root) and not running, so its record (or the root's slot) holds
+    // the stack pointer it saved or was prepared with.
+    let arrival = unsafe {
+        let to_sp = if is_root(to) {
+            CURRENT.with(|c| c.set(std::ptr::null()));
+            (*root_ptr()).set_state(State::Running);
+            ROOT_SP.with(|s| s.get())
+        } else {
+            CURRENT.with(|c| c.set(to));
+            (*to).set_state(State::Running);
+            (*to).running().sp.get()
+        };
+        context::switch(wire, ended, save, to_sp)
+    };
+    if !arrival.ended.is_null() {
+        // SAFETY: a greenlet of this thread made its last switch to us.
+        unsafe { release_ended(arrival.ended) };
+    }
+    arrival.wire
+}
+
+/// Gives an ended greenlet's stack back and drops the reference it held on
+/// itself while it ran.
+///
+/// # Safety
+/// `g` is a greenlet of this thread that has just made its last switch.
+#[cold]
+#[inline(never)]
+unsafe fn release_ended(g: *const Header) {
+    // SAFETY: per the caller: its stack is not in use any more, and the
+    // reference it forgot as it ended is ours to drop, last.
+    unsafe {
+        drop((*g).take_running());
+        drop(HeaderRef::from_raw(NonNull::new_unchecked(g.cast_mut())));
+    }
+}
+
+/// Where every greenlet starts: the first switch into a prepared stack
+/// returns here (see [`context::prepare`]). Runs the body and makes the
+/// greenlet's last switch, to where the body asks.
+///
+/// # Safety
+/// Entered only by [`context::switch`] on a stack prepared by
+/// `Header::set_coro` with this `B`, as the running greenlet.
+pub(crate) unsafe extern "C" fn enter<B: FnOnce(Wire) -> Wire>(
+    wire: Wire,
+    ended: *const Header,
+) -> ! {
+    if !ended.is_null() {
+        // SAFETY: as in `jump`.
+        unsafe { release_ended(ended) };
+    }
+    let g = current_ptr();
+    // SAFETY: we are `g`, entered for the first time; the body was written
+    // for us with type `B`.
+    let body = unsafe { (*g).running().take_body::<B>() };
+    let req = Req::from_wire(body(wire));
+    // SAFETY: the body has returned (it catches every panic), so nothing of
+    // ours is left on this stack that must outlive it; the body forgot our
+    // own reference for whoever we switch to to release.
+    unsafe {
+        (*g).set_state(State::Dead);
+        (*g).set_recv(Recv::Nothing, std::ptr::null_mut());
+        let save = (*g).running().sp.as_ptr();
+        jump(req.to, req.msg.into_wire(), g, save);
+    }
+    unreachable!("a greenlet that ended was resumed");
 }

@@ -7,9 +7,9 @@
 //! splits its drivers and handles.
 //!
 //! The driver's native stack is the thread's root greenlet: it picks a
-//! runnable greenlet and calls the trampoline, which returns when that
-//! greenlet (or one it switched to) switches back to the root, by parking,
-//! yielding or ending.
+//! runnable greenlet and switches to it (`run_from_root`), which returns when
+//! that greenlet (or one it switched to) switches back to the root, by
+//! parking, yielding or ending.
 //!
 //! ## Queues
 //!
@@ -67,7 +67,7 @@ use std::time::{Duration, Instant};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
 use crate::greenlet::header::{Header, HeaderRef, INTERRUPT_KILL, Msg, Wire};
-use crate::greenlet::switch::trampoline;
+use crate::greenlet::switch::run_from_root;
 use crate::runtime::RuntimeInner;
 
 use alarm::{ALARM, Alarm};
@@ -435,7 +435,7 @@ impl Driver {
             Entry::Run(g) => {
                 // SAFETY: a queued greenlet is started, of this worker, and
                 // alive (it holds itself until it ends).
-                let msg = unsafe { trampoline(g.as_ptr(), Msg::Wake.into_wire()) };
+                let msg = unsafe { run_from_root(g.as_ptr(), Msg::Wake.into_wire()) };
                 self.stray(msg);
             }
             Entry::Start(task) => self.start(task),
@@ -475,7 +475,7 @@ impl Driver {
             live.push(g);
         }
         // SAFETY: `g` was just started here; it holds itself until it ends.
-        let msg = unsafe { trampoline(g.as_ptr(), Msg::Value.into_wire()) };
+        let msg = unsafe { run_from_root(g.as_ptr(), Msg::Value.into_wire()) };
         self.stray(msg);
     }
 

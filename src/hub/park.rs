@@ -295,7 +295,7 @@ pub(crate) fn deliver_poke(g: &Header) {
     // unwinding message; it raises its interrupt as it resumes (and, were it
     // gone, unwinds with `GreenletExit`). We are the hub, on the root.
     let msg = unsafe {
-        crate::greenlet::switch::trampoline(g, Msg::Unwind(Box::new(GreenletExit)).into_wire())
+        crate::greenlet::switch::run_from_root(g, Msg::Unwind(Box::new(GreenletExit)).into_wire())
     };
     Driver::with(|d| d.stray(msg));
 }

@@ -33,7 +33,7 @@ use std::time::Instant;
 
 use super::GreenletError;
 use crate::greenlet::GreenletExit;
-use crate::greenlet::header::{GYielder, Header, HeaderRef, Kind, Msg, Payload, Req, VTable, Wire};
+use crate::greenlet::header::{Header, HeaderRef, Kind, Msg, Payload, Req, VTable, Wire};
 use crate::greenlet::switch::current_ptr;
 use crate::hub::Driver;
 use crate::hub::park::{Unparker, check_interrupts, park_until};
@@ -208,9 +208,8 @@ unsafe fn start<T: 'static, F: FnOnce() -> T + 'static>(task: HeaderRef) -> bool
     // SAFETY: unstarted, claimed, on the thread that will run it; `task`,
     // moved into the body, keeps the header alive through the call.
     unsafe {
-        hdr.as_ref().set_coro(stack, move |y: &GYielder, _: Wire| {
-            task_body::<T, F>(y, task, f)
-        })
+        hdr.as_ref()
+            .set_coro(stack, move |_: Wire| task_body::<T, F>(task, f))
     };
     true
 }
@@ -231,9 +230,7 @@ fn report_start_failure(task: &Header, e: &StackError) {
 }
 
 /// The body of every spawned greenlet's coroutine.
-fn task_body<T: 'static, F: FnOnce() -> T>(y: &GYielder, this: HeaderRef, f: F) -> Wire {
-    // SAFETY: we are this greenlet, running on its thread.
-    unsafe { this.set_yielder(y) };
+fn task_body<T: 'static, F: FnOnce() -> T>(this: HeaderRef, f: F) -> Wire {
     let out = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: we are `this`, running.
         unsafe { check_interrupts(&this) };
@@ -250,7 +247,7 @@ fn task_body<T: 'static, F: FnOnce() -> T>(y: &GYielder, this: HeaderRef, f: F) 
     complete::<T>(&this, result);
     // SAFETY: we are `this`, running on our worker.
     Driver::with(|d| unsafe { d.forget_live(&this) });
-    // The trampoline releases this reference once the coroutine is gone.
+    // Whoever we switch to last releases this reference, with our stack.
     std::mem::forget(this);
     Req {
         to: std::ptr::null(),

@@ -243,6 +243,7 @@ impl GreenletBuilder {
         T: 'static,
     {
         let size = stack_size_for(self.stack_size, rt)?;
+        crate::stack::check_fits::<F>(size)?;
         Stack::ensure_available(size)?;
         Ok(self.cell(size, local, f))
     }
