@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -85,6 +85,40 @@ fn yield_now_alternates_two_greenlets() {
             log.lock().unwrap().clone()
         });
         assert_eq!(log, ["a0", "b0", "a1", "b1", "a2", "b2"]);
+    });
+}
+
+#[test]
+fn greenlets_that_only_yield_still_let_timers_and_wakeups_in() {
+    // Yielding greenlets switch to each other directly; the hub must still
+    // get its turn to fire timers and take wake-ups from other threads.
+    guard(|| {
+        Builder::new().workers(1).run(|| {
+            let stop = Arc::new(AtomicBool::new(false));
+            let spinners: Vec<_> = (0..2)
+                .map(|_| {
+                    let s = stop.clone();
+                    greenlet::spawn(move || {
+                        let mut turns = 0u64;
+                        while !s.load(Ordering::SeqCst) {
+                            greenlet::yield_now();
+                            turns += 1;
+                        }
+                        turns
+                    })
+                })
+                .collect();
+            greenlet::sleep(Duration::from_millis(5));
+            let event = Arc::new(greenlet::sync::Event::new());
+            let e = event.clone();
+            let setter = std::thread::spawn(move || e.set());
+            event.wait();
+            setter.join().unwrap();
+            stop.store(true, Ordering::SeqCst);
+            for g in spinners {
+                assert!(*g.get().unwrap() > 0);
+            }
+        });
     });
 }
 

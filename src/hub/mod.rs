@@ -266,6 +266,11 @@ pub(crate) struct Driver {
     fresh_turn: Cell<u8>,
     lifo: Cell<Option<NonNull<Header>>>,
     lifo_streak: Cell<u8>,
+    /// Entries left to run before the loop looks at events again.
+    until_events: Cell<u32>,
+    /// An entry a suspending greenlet took from the queues for the loop
+    /// to run (see [`Driver::next_after_suspend`]).
+    picked: Cell<Option<Entry>>,
     deque: Worker<HeaderRef>,
     pub(crate) timers: RefCell<Timers>,
     poll: RefCell<mio::Poll>,
@@ -315,6 +320,8 @@ impl Driver {
             fresh_turn: Cell::new(0),
             lifo: Cell::new(None),
             lifo_streak: Cell::new(0),
+            until_events: Cell::new(EVENT_INTERVAL),
+            picked: Cell::new(None),
             deque: parts.deque,
             timers: RefCell::new(Timers::new()),
             poll: RefCell::new(parts.poll),
@@ -338,6 +345,18 @@ impl Driver {
     /// Queues a greenlet that yields, behind everything runnable now.
     pub(crate) fn push_yielded(&self, g: NonNull<Header>) {
         self.fresh.borrow_mut().push_back(Entry::Run(g));
+    }
+
+    /// Queues the running greenlet `g` behind everything runnable now
+    /// (`yield_now`) and picks what runs next, as
+    /// [`next_after_suspend`](Self::next_after_suspend).
+    ///
+    /// # Safety
+    /// `g` is the running greenlet, about to suspend.
+    #[inline(always)]
+    pub(crate) unsafe fn yield_turn(&self, g: NonNull<Header>) -> Option<NonNull<Header>> {
+        self.push_yielded(g);
+        self.next_after_suspend()
     }
 
     /// Queues an unstarted greenlet that any worker may run.
@@ -376,14 +395,15 @@ impl Driver {
         DRIVER.with(|d| d.set(self));
         crate::greenlet::switch::root_ptr();
         deadlock::worker_started();
-        let mut until_events = EVENT_INTERVAL;
         loop {
-            while let Some(e) = self.next_entry() {
+            while let Some(e) = self.picked.take().or_else(|| self.next_entry()) {
                 self.run_entry(e);
-                until_events -= 1;
-                if until_events == 0 {
-                    until_events = EVENT_INTERVAL;
+                let n = self.until_events.get() - 1;
+                if n == 0 {
+                    self.until_events.set(EVENT_INTERVAL);
                     self.maintain(Some(Duration::ZERO));
+                } else {
+                    self.until_events.set(n);
                 }
             }
             if self.shutting_down.get() && self.shutdown_done() {
@@ -397,6 +417,29 @@ impl Driver {
         }
         deadlock::worker_stopped();
         DRIVER.with(|d| d.set(std::ptr::null()));
+    }
+
+    /// What runs after the running greenlet suspends (parks or yields): the
+    /// next started greenlet in the loop's order, for the suspending one to
+    /// switch to directly, sparing a switch through the loop. `None` when
+    /// the loop is due to look at events, has nothing to run, or would next
+    /// start a greenlet (that entry is kept in `picked` for it): then the
+    /// greenlet switches to the loop.
+    #[inline(always)]
+    pub(crate) fn next_after_suspend(&self) -> Option<NonNull<Header>> {
+        let n = self.until_events.get();
+        if n <= 1 {
+            return None;
+        }
+        let e = self.next_entry()?;
+        self.until_events.set(n - 1);
+        match e {
+            Entry::Run(g) => Some(g),
+            e => {
+                self.picked.set(Some(e));
+                None
+            }
+        }
     }
 
     #[inline(always)]

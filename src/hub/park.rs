@@ -332,17 +332,37 @@ fn raise_interrupts(g: &Header, run: &Running) {
     }
 }
 
-/// Switches the running hub greenlet `g` to its hub, to be resumed by an
-/// unpark (or by the run queue, for `yield_now`); then raises interrupts.
+/// Suspends the running hub greenlet `g` until an unpark (or the run queue,
+/// for `yield_now`) resumes it; then raises interrupts. It switches to the
+/// next runnable greenlet of its hub, or to the hub's loop when the loop
+/// has other work first (see `Driver::next_after_suspend`).
 ///
 /// # Safety
 /// `g` is the running greenlet and runs on a hub.
 #[inline(always)]
 pub(crate) unsafe fn suspend_to_hub(g: *const Header) {
-    // SAFETY: `g` is us, on our thread; the hub resumes us with `Wake`.
+    let next = Driver::with(|d| d.next_after_suspend()).flatten();
+    // SAFETY: per the caller; `next` is what the hub would run next.
+    unsafe { suspend_to(g, next) }
+}
+
+/// [`suspend_to_hub`], switching to `next` (null: the hub's loop).
+///
+/// # Safety
+/// As for [`suspend_to_hub`]; `next` came from `Driver::next_after_suspend`.
+#[inline(always)]
+unsafe fn suspend_to(g: *const Header, next: Option<std::ptr::NonNull<Header>>) {
+    // SAFETY: `g` is us, on our thread; a queued greenlet of this hub is
+    // suspended here, in this function, and so expects `Wake` (as the
+    // hub's loop sends it); the hub resumes us with `Wake`.
     unsafe {
         (*g).set_recv(Recv::Parked, std::ptr::null_mut());
-        let msg = switch_to(std::ptr::null(), Msg::Value);
+        let msg = match next {
+            // Woken already (or the only one to yield to): go on.
+            Some(n) if std::ptr::eq(n.as_ptr(), g) => Msg::Wake,
+            Some(n) => switch_to(n.as_ptr(), Msg::Wake),
+            None => switch_to(std::ptr::null(), Msg::Value),
+        };
         debug_assert!(matches!(msg, Msg::Wake));
         // `Recv` stays `Parked` while we run: it is only read while a
         // greenlet is suspended, and every way of suspending sets it first.
@@ -436,14 +456,14 @@ impl Drop for CancelTimer {
 /// Lets every other runnable greenlet of this hub run, then continues.
 /// Outside a hub it yields the thread.
 pub fn yield_now() {
-    let Some(g) = current_hub_greenlet() else {
-        std::thread::yield_now();
-        return;
-    };
-    // SAFETY: `g` is the running greenlet on a hub; the run queue entry
-    // resumes it (and it is alive: it holds itself).
-    unsafe {
-        Driver::with(|d| d.push_yielded(std::ptr::NonNull::new_unchecked(g as *mut _)));
-        suspend_to_hub(g);
+    let g = current_ptr();
+    // SAFETY: `g`, if not null, is the running greenlet, alive (it holds
+    // itself), and the run queue entry made here resumes it.
+    let turn = std::ptr::NonNull::new(g.cast_mut())
+        .and_then(|h| Driver::with(|d| unsafe { d.yield_turn(h) }));
+    match turn {
+        // SAFETY: `g` runs on this hub; `next` is what the hub runs next.
+        Some(next) => unsafe { suspend_to(g, next) },
+        None => std::thread::yield_now(),
     }
 }
