@@ -256,6 +256,15 @@ pub(crate) fn adopt_raw(h: &Header) {
     });
 }
 
+/// A greenlet to switch to from one that suspends (see
+/// [`Driver::next_after_suspend`]).
+pub(crate) enum Next {
+    /// A parked greenlet, woken: resume it with `Msg::Wake`.
+    Resume(NonNull<Header>),
+    /// A greenlet made ready to start: start it with `Msg::Value`.
+    Start(NonNull<Header>),
+}
+
 /// The worker-local hub. Lives on the worker thread's native stack while the
 /// worker runs; reached through the `DRIVER` thread-local.
 pub(crate) struct Driver {
@@ -266,11 +275,11 @@ pub(crate) struct Driver {
     fresh_turn: Cell<u8>,
     lifo: Cell<Option<NonNull<Header>>>,
     lifo_streak: Cell<u8>,
-    /// Entries left to run before the loop looks at events again.
-    until_events: Cell<u32>,
     /// An entry a suspending greenlet took from the queues for the loop
     /// to run (see [`Driver::next_after_suspend`]).
     picked: Cell<Option<Entry>>,
+    /// Entries left to run before the loop looks at events again.
+    until_events: Cell<u32>,
     deque: Worker<HeaderRef>,
     pub(crate) timers: RefCell<Timers>,
     poll: RefCell<mio::Poll>,
@@ -320,8 +329,8 @@ impl Driver {
             fresh_turn: Cell::new(0),
             lifo: Cell::new(None),
             lifo_streak: Cell::new(0),
-            until_events: Cell::new(EVENT_INTERVAL),
             picked: Cell::new(None),
+            until_events: Cell::new(EVENT_INTERVAL),
             deque: parts.deque,
             timers: RefCell::new(Timers::new()),
             poll: RefCell::new(parts.poll),
@@ -354,9 +363,9 @@ impl Driver {
     /// # Safety
     /// `g` is the running greenlet, about to suspend.
     #[inline(always)]
-    pub(crate) unsafe fn yield_turn(&self, g: NonNull<Header>) -> Option<NonNull<Header>> {
+    pub(crate) unsafe fn yield_turn(&self, g: NonNull<Header>) -> Option<Next> {
         self.push_yielded(g);
-        self.next_after_suspend()
+        self.next_after_suspend(false)
     }
 
     /// Queues an unstarted greenlet that any worker may run.
@@ -419,14 +428,18 @@ impl Driver {
         DRIVER.with(|d| d.set(std::ptr::null()));
     }
 
-    /// What runs after the running greenlet suspends (parks or yields): the
-    /// next started greenlet in the loop's order, for the suspending one to
-    /// switch to directly, sparing a switch through the loop. `None` when
-    /// the loop is due to look at events, has nothing to run, or would next
-    /// start a greenlet (that entry is kept in `picked` for it): then the
-    /// greenlet switches to the loop.
+    /// What runs after the running greenlet suspends (parks, yields or,
+    /// with `ending`, ends): the next entry in the loop's order, for the
+    /// suspending one to switch to directly, sparing a switch through the
+    /// loop. `None` when the loop is due to look at events or has nothing
+    /// to run: then the greenlet switches to the loop.
+    ///
+    /// Only an ending greenlet starts a new one: that takes a stack and may
+    /// map a slab, which a greenlet that parks, perhaps deep in its own
+    /// stack, should not have to make room for. Otherwise an unstarted
+    /// entry is kept in `picked` for the loop.
     #[inline(always)]
-    pub(crate) fn next_after_suspend(&self) -> Option<NonNull<Header>> {
+    pub(crate) fn next_after_suspend(&self, ending: bool) -> Option<Next> {
         let n = self.until_events.get();
         if n <= 1 {
             return None;
@@ -434,7 +447,13 @@ impl Driver {
         let e = self.next_entry()?;
         self.until_events.set(n - 1);
         match e {
-            Entry::Run(g) => Some(g),
+            Entry::Run(g) => Some(Next::Resume(g)),
+            Entry::Start(task) if ending => self.begin(task).map(Next::Start),
+            Entry::Stealable if ending => self
+                .deque
+                .pop()
+                .and_then(|t| self.begin(t))
+                .map(Next::Start),
             e => {
                 self.picked.set(Some(e));
                 None
@@ -492,14 +511,26 @@ impl Driver {
 
     /// Starts an unstarted greenlet on this worker and runs it.
     fn start(&self, task: HeaderRef) {
+        if let Some(g) = self.begin(task) {
+            // SAFETY: `g` was just started here; it holds itself until it
+            // ends.
+            let msg = unsafe { run_from_root(g.as_ptr(), Msg::Value.into_wire()) };
+            self.stray(msg);
+        }
+    }
+
+    /// Makes an unstarted greenlet ready to run on this worker (its stack,
+    /// its place in the live list); `None` if it may not run (killed, or
+    /// no stack). The first switch to it, with `Msg::Value`, starts it.
+    fn begin(&self, task: HeaderRef) -> Option<NonNull<Header>> {
         if !crate::spawn::claim_start(&task) {
             crate::spawn::release_unclaimed(task);
-            return;
+            return None;
         }
         if self.shutting_down.get() {
             // It may not start any more; `claim_start` made it ours.
             crate::spawn::abort_claimed(task);
-            return;
+            return None;
         }
         task.bind_to_current_thread();
         // SAFETY: the greenlet has not run yet and nobody else may touch its
@@ -508,18 +539,14 @@ impl Driver {
         let g = task.non_null();
         // SAFETY: claimed, unstarted, on the thread that will run it.
         if !unsafe { (task.vtable.start)(task) } {
-            return;
+            return None;
         }
-        {
-            let mut live = self.live.borrow_mut();
-            // SAFETY: `g` is alive (it holds itself), ours, and started,
-            // so it has its record.
-            unsafe { g.as_ref().running() }.live_index.set(live.len());
-            live.push(g);
-        }
-        // SAFETY: `g` was just started here; it holds itself until it ends.
-        let msg = unsafe { run_from_root(g.as_ptr(), Msg::Value.into_wire()) };
-        self.stray(msg);
+        let mut live = self.live.borrow_mut();
+        // SAFETY: `g` is alive (it holds itself), ours, and started, so it
+        // has its record.
+        unsafe { g.as_ref().running() }.live_index.set(live.len());
+        live.push(g);
+        Some(g)
     }
 
     /// Called by a spawned greenlet's body when it ends.

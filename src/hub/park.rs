@@ -33,9 +33,9 @@ use crate::greenlet::GreenletExit;
 use crate::greenlet::header::{Header, HeaderRef, INTERRUPT_KILL, Kind, Msg, Recv, Running, State};
 use crate::greenlet::switch::{current_ptr, switch_to};
 
-use super::Driver;
 use super::deadlock::{LOOP_EXIT, ThreadParker};
 use super::timer::Action;
+use super::{Driver, Next};
 
 pub(crate) const RUNNING: u8 = 0;
 pub(crate) const PARKED: u8 = 1;
@@ -341,7 +341,7 @@ fn raise_interrupts(g: &Header, run: &Running) {
 /// `g` is the running greenlet and runs on a hub.
 #[inline(always)]
 pub(crate) unsafe fn suspend_to_hub(g: *const Header) {
-    let next = Driver::with(|d| d.next_after_suspend()).flatten();
+    let next = Driver::with(|d| d.next_after_suspend(false)).flatten();
     // SAFETY: per the caller; `next` is what the hub would run next.
     unsafe { suspend_to(g, next) }
 }
@@ -351,16 +351,18 @@ pub(crate) unsafe fn suspend_to_hub(g: *const Header) {
 /// # Safety
 /// As for [`suspend_to_hub`]; `next` came from `Driver::next_after_suspend`.
 #[inline(always)]
-unsafe fn suspend_to(g: *const Header, next: Option<std::ptr::NonNull<Header>>) {
+unsafe fn suspend_to(g: *const Header, next: Option<Next>) {
     // SAFETY: `g` is us, on our thread; a queued greenlet of this hub is
     // suspended here, in this function, and so expects `Wake` (as the
-    // hub's loop sends it); the hub resumes us with `Wake`.
+    // hub's loop sends it); one just made ready to start expects `Value`;
+    // the hub resumes us with `Wake`.
     unsafe {
         (*g).set_recv(Recv::Parked, std::ptr::null_mut());
         let msg = match next {
             // Woken already (or the only one to yield to): go on.
-            Some(n) if std::ptr::eq(n.as_ptr(), g) => Msg::Wake,
-            Some(n) => switch_to(n.as_ptr(), Msg::Wake),
+            Some(Next::Resume(n)) if std::ptr::eq(n.as_ptr(), g) => Msg::Wake,
+            Some(Next::Resume(n)) => switch_to(n.as_ptr(), Msg::Wake),
+            Some(Next::Start(n)) => switch_to(n.as_ptr(), Msg::Value),
             None => switch_to(std::ptr::null(), Msg::Value),
         };
         debug_assert!(matches!(msg, Msg::Wake));

@@ -35,8 +35,8 @@ use super::GreenletError;
 use crate::greenlet::GreenletExit;
 use crate::greenlet::header::{Header, HeaderRef, Kind, Msg, Payload, Req, VTable, Wire};
 use crate::greenlet::switch::current_ptr;
-use crate::hub::Driver;
 use crate::hub::park::{Unparker, check_interrupts, park_until};
+use crate::hub::{Driver, Next};
 use crate::stack::{Stack, StackError};
 
 const UNSTARTED: u8 = 0;
@@ -245,15 +245,26 @@ fn task_body<T: 'static, F: FnOnce() -> T>(this: HeaderRef, f: F) -> Wire {
         crate::hub::deadlock::unregister_main(&this);
     }
     complete::<T>(&this, result);
-    // SAFETY: we are `this`, running on our worker.
-    Driver::with(|d| unsafe { d.forget_live(&this) });
+    // Our last switch goes to what the hub would run next (often the
+    // greenlet that `complete` just woke), or to the hub.
+    let next = Driver::with(|d| {
+        // SAFETY: we are `this`, running on our worker.
+        unsafe { d.forget_live(&this) };
+        d.next_after_suspend(true)
+    })
+    .flatten();
+    let (to, msg) = match next {
+        Some(Next::Resume(g)) => (g.as_ptr().cast_const(), Msg::Wake),
+        Some(Next::Start(g)) => (g.as_ptr().cast_const(), Msg::Value),
+        None => (std::ptr::null(), Msg::Value),
+    };
+    debug_assert!(
+        !std::ptr::eq(to, this.as_ptr()),
+        "an ending greenlet is not queued"
+    );
     // Whoever we switch to last releases this reference, with our stack.
     std::mem::forget(this);
-    Req {
-        to: std::ptr::null(),
-        msg: Msg::Value,
-    }
-    .into_wire()
+    Req { to, msg }.into_wire()
 }
 
 fn error_from_payload(p: Payload) -> GreenletError {
