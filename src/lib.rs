@@ -43,11 +43,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-#[cfg(not(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-)))]
-compile_error!("greenlet supports Linux on x86_64 and aarch64 only");
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+compile_error!("greenlet supports Linux on x86_64 only");
 
 mod greenlet;
 mod hub;

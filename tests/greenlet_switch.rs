@@ -357,11 +357,34 @@ fn a_backtrace_taken_in_a_greenlet_ends_at_its_start() {
     });
 }
 
+/// Eight values mixed together at every step, integer and floating point.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Mix([u64; 6], [f64; 2]);
+
+impl Mix {
+    fn new() -> Self {
+        Mix([1, 2, 3, 4, 5, 6], [0.5, 1.5])
+    }
+
+    #[inline(always)]
+    fn step(&mut self, r: u64) {
+        let [a, b, c, d, e, f] = &mut self.0;
+        *a = a.wrapping_add(r);
+        *b = b.wrapping_mul(3).wrapping_add(*a);
+        *c ^= b.rotate_left(7);
+        *d = d.wrapping_add(*c);
+        *e = e.wrapping_mul(5).wrapping_add(*d);
+        *f ^= *e;
+        self.1[0] += r as f64;
+        self.1[1] *= 1.0001;
+    }
+}
+
 #[test]
 fn values_live_across_switches_keep_their_registers() {
-    // Many values live across each switch, integer and floating point, so
-    // the compiler keeps some in callee-saved registers and has to save the
-    // rest: a register the switch failed to restore shows as a wrong sum.
+    // Many values live across each switch, so the compiler keeps some in
+    // callee-saved registers and has to save the rest: a register the
+    // switch failed to restore shows as a different result.
     guard(|| {
         let main = RawGreenlet::<u64>::current();
         let g = RawGreenlet::new(move |mut x: u64| {
@@ -369,35 +392,17 @@ fn values_live_across_switches_keep_their_registers() {
                 x = main.switch(x.wrapping_mul(3));
             }
         });
-        let (mut a, mut b, mut c, mut d, mut e, mut f) = (1u64, 2u64, 3u64, 4u64, 5u64, 6u64);
-        let (mut p, mut q) = (0.5f64, 1.5f64);
+        let mut live = Mix::new();
         for i in 0..1000u64 {
             let r = g.switch(i);
             assert_eq!(r, i.wrapping_mul(3));
-            a = a.wrapping_add(r);
-            b = b.wrapping_mul(3).wrapping_add(a);
-            c ^= b.rotate_left(7);
-            d = d.wrapping_add(c);
-            e = e.wrapping_mul(5).wrapping_add(d);
-            f ^= e;
-            p += r as f64;
-            q *= 1.0001;
+            live.step(r);
         }
-        let (mut a2, mut b2, mut c2, mut d2, mut e2, mut f2) = (1u64, 2u64, 3u64, 4u64, 5u64, 6u64);
-        let (mut p2, mut q2) = (0.5f64, 1.5f64);
+        let mut expected = Mix::new();
         for i in 0..1000u64 {
-            let r = i.wrapping_mul(3);
-            a2 = a2.wrapping_add(r);
-            b2 = b2.wrapping_mul(3).wrapping_add(a2);
-            c2 ^= b2.rotate_left(7);
-            d2 = d2.wrapping_add(c2);
-            e2 = e2.wrapping_mul(5).wrapping_add(d2);
-            f2 ^= e2;
-            p2 += r as f64;
-            q2 *= 1.0001;
+            expected.step(i.wrapping_mul(3));
         }
-        assert_eq!((a, b, c, d, e, f), (a2, b2, c2, d2, e2, f2));
-        assert_eq!((p, q), (p2, q2));
+        assert_eq!(live, expected);
     });
 }
 

@@ -39,9 +39,6 @@ use std::arch::{asm, naked_asm};
 
 use super::header::{Header, Wire};
 
-#[cfg(not(target_arch = "x86_64"))]
-compile_error!("greenlet's stack switch is written for x86_64 only");
-
 /// What a context finds when it is switched to: the message, and the
 /// greenlet whose last switch this was (null if none).
 pub(crate) struct Arrival {

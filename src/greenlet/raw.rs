@@ -378,7 +378,7 @@ unsafe fn switch_from_and_receive<V: 'static>(
         (*cur).set_recv(Recv::Value(ValueType::of::<V>()), (&raw mut slot).cast());
         // Resumed, our `Recv` is left as it is: it is only read while we
         // are suspended, and every way of suspending sets it first.
-        switch_to(if is_root(to) { std::ptr::null() } else { to }, msg)
+        switch_to(to, msg)
     };
     // Only a hub greenlet is ever interrupted (killed, timed out); the
     // flags of any other stay clear, and the root (which has no record,

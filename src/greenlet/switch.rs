@@ -104,8 +104,9 @@ fn new_root() -> HeaderRef {
     root
 }
 
-/// Switches from the running greenlet to `to` (null: the root), handing it
-/// `msg`, and returns the message this greenlet is resumed with.
+/// Switches from the running greenlet to `to` (null, or the root's own
+/// pointer: the root), handing it `msg`, and returns the message this
+/// greenlet is resumed with.
 ///
 /// # Safety
 /// `to` is null or a live greenlet of this thread that may be resumed with
@@ -163,9 +164,13 @@ unsafe fn jump(to: *const Header, wire: Wire, ended: *const Header, save: *mut u
     // the root) and not running, so its record (or the root's slot) holds
     // the stack pointer it saved or was prepared with.
     let arrival = unsafe {
-        let to_sp = if is_root(to) {
+        // The root exists: whoever made the first greenlet of this thread
+        // made it.
+        let root = ROOT_PTR.with(|r| r.get());
+        debug_assert!(!root.is_null());
+        let to_sp = if to.is_null() || to == root {
             CURRENT.with(|c| c.set(std::ptr::null()));
-            (*root_ptr()).set_state(State::Running);
+            (*root).set_state(State::Running);
             ROOT_SP.with(|s| s.get())
         } else {
             CURRENT.with(|c| c.set(to));
