@@ -61,6 +61,7 @@ mod stack;
 pub mod sync;
 pub mod threadpool;
 mod time;
+mod valgrind;
 mod wait;
 
 pub use crate::greenlet::{GreenletExit, RawBuilder, RawGreenlet, RemoteGreenlet, SwitchError};

@@ -148,10 +148,16 @@ pub(crate) fn checked_size(requested: usize) -> Result<usize, StackError> {
 struct Slab {
     addr: usize,
     len: usize,
+    /// Its stacks' registrations with valgrind (set only when running
+    /// under it, see `crate::valgrind`).
+    valgrind_ids: std::cell::OnceCell<Box<[usize]>>,
 }
 
 impl Drop for Slab {
     fn drop(&mut self) {
+        for &id in self.valgrind_ids.get().into_iter().flatten() {
+            crate::valgrind::deregister(id);
+        }
         // SAFETY: `addr..addr+len` is a mapping this slab made and owns; every
         // stack cut from it holds an `Rc<Slab>`, so none is in use any more.
         unsafe { libc::munmap(self.addr as *mut libc::c_void, self.len) };
@@ -430,6 +436,7 @@ fn map_slab(size: usize, count: usize) -> Result<Vec<StackMem>, StackError> {
     let slab = Rc::new(Slab {
         addr: addr as usize,
         len,
+        valgrind_ids: std::cell::OnceCell::new(),
     });
     let mut stacks = Vec::with_capacity(count);
     // One system call for the whole slab where the kernel can (else one
@@ -449,6 +456,13 @@ fn map_slab(size: usize, count: usize) -> Result<Vec<StackMem>, StackError> {
             size,
             _slab: slab.clone(),
         });
+    }
+    if crate::valgrind::running() {
+        let ids = stacks
+            .iter()
+            .map(|s| crate::valgrind::register(s.top - s.size, s.top))
+            .collect();
+        let _ = slab.valgrind_ids.set(ids);
     }
     // Hand out the lowest addresses first (popped from the end).
     stacks.reverse();
