@@ -11,6 +11,13 @@
 //! that greenlet (or one it switched to) switches back to the root, by
 //! parking, yielding or ending.
 //!
+//! Most of the time the loop is skipped: a greenlet that parks, yields or
+//! ends takes the next entry itself, with the loop's policy, and switches
+//! straight to it ([`Driver::next_after_suspend`]); the loop gets control
+//! back when it is due to look at events (every [`EVENT_INTERVAL`]th
+//! entry), when nothing is runnable, or to start a new greenlet for a
+//! greenlet that parks or yields.
+//!
 //! ## Queues
 //!
 //! - `ready`: woken greenlets (started ones: they never leave this thread),
