@@ -98,6 +98,9 @@ pub(crate) unsafe fn switch(
 /// Where a prepared stack is first resumed: rcx is its stack pointer, under
 /// which lie the entry function and a null return address. Calls the entry
 /// with the two words (rdi, rsi) as its arguments.
+// SAFETY (naked): the body is the whole function and never returns to a
+// caller: only `switch` jumps here, with rcx from `prepare`, whose words it
+// reads before moving onto that stack.
 #[unsafe(naked)]
 unsafe extern "C" fn first_resume() {
     naked_asm!("lea rsp, [rcx + 16]", "jmp [rcx + 8]")

@@ -124,14 +124,12 @@ pub(crate) unsafe fn switch_to(to: *const Header, msg: Msg) -> Msg {
     // SAFETY: `cur` is us (null: the root), running on this thread, so it
     // has its record unless it is the root; `to` per the caller.
     let back = unsafe {
-        let save = if cur.is_null() {
-            (*root_ptr()).set_state(State::Suspended);
-            ROOT_SP.with(|s| s.as_ptr())
+        if cur.is_null() {
+            run_from_root(to, wire)
         } else {
             (*cur).set_state(State::Suspended);
-            (*cur).running().sp.as_ptr()
-        };
-        jump(to, wire, std::ptr::null(), save)
+            jump(to, wire, std::ptr::null(), (*cur).running().sp.as_ptr())
+        }
     };
     Msg::from_wire(back)
 }

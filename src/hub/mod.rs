@@ -272,6 +272,16 @@ pub(crate) enum Next {
     Start(NonNull<Header>),
 }
 
+impl Next {
+    /// The greenlet to switch to, and the message it expects.
+    pub(crate) fn target(self) -> (*const Header, Msg) {
+        match self {
+            Next::Resume(g) => (g.as_ptr().cast_const(), Msg::Wake),
+            Next::Start(g) => (g.as_ptr().cast_const(), Msg::Value),
+        }
+    }
+}
+
 /// The worker-local hub. Lives on the worker thread's native stack while the
 /// worker runs; reached through the `DRIVER` thread-local.
 pub(crate) struct Driver {

@@ -358,11 +358,10 @@ unsafe fn suspend_to(g: *const Header, next: Option<Next>) {
     // the hub resumes us with `Wake`.
     unsafe {
         (*g).set_recv(Recv::Parked, std::ptr::null_mut());
-        let msg = match next {
+        let msg = match next.map(Next::target) {
             // Woken already (or the only one to yield to): go on.
-            Some(Next::Resume(n)) if std::ptr::eq(n.as_ptr(), g) => Msg::Wake,
-            Some(Next::Resume(n)) => switch_to(n.as_ptr(), Msg::Wake),
-            Some(Next::Start(n)) => switch_to(n.as_ptr(), Msg::Value),
+            Some((n, _)) if std::ptr::eq(n, g) => Msg::Wake,
+            Some((n, msg)) => switch_to(n, msg),
             None => switch_to(std::ptr::null(), Msg::Value),
         };
         debug_assert!(matches!(msg, Msg::Wake));

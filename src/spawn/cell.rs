@@ -253,11 +253,7 @@ fn task_body<T: 'static, F: FnOnce() -> T>(this: HeaderRef, f: F) -> Wire {
         d.next_after_suspend(true)
     })
     .flatten();
-    let (to, msg) = match next {
-        Some(Next::Resume(g)) => (g.as_ptr().cast_const(), Msg::Wake),
-        Some(Next::Start(g)) => (g.as_ptr().cast_const(), Msg::Value),
-        None => (std::ptr::null(), Msg::Value),
-    };
+    let (to, msg) = next.map_or((std::ptr::null(), Msg::Value), Next::target);
     debug_assert!(
         !std::ptr::eq(to, this.as_ptr()),
         "an ending greenlet is not queued"
