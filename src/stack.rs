@@ -414,10 +414,10 @@ fn map_slab(size: usize, count: usize) -> Result<Vec<StackMem>, StackError> {
     install_overflow_handler();
     let page = page_size();
     let stride = size + page;
-    let len = stride * count;
+    let len = stride * count + page;
     // SAFETY: an anonymous private mapping at an address of the kernel's
     // choosing aliases nothing.
-    let addr = unsafe {
+    let base = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
             len,
@@ -427,23 +427,30 @@ fn map_slab(size: usize, count: usize) -> Result<Vec<StackMem>, StackError> {
             0,
         )
     };
-    if addr == libc::MAP_FAILED {
+    if base == libc::MAP_FAILED {
         return Err(os_error(
             "mapping greenlet stacks",
             io::Error::last_os_error(),
         ));
     }
+    // The first page is a separator: inaccessible, so the kernel does not
+    // merge this mapping with a neighbouring slab's. Merged, every slab
+    // would be one mapping, and mapping a new slab would lock it while page
+    // faults on other workers' stacks in it wait. Stacks start above it.
+    // SAFETY: the first page of the mapping we just made, used by nothing.
+    unsafe { libc::mprotect(base, page, libc::PROT_NONE) };
+    let first = base as usize + page;
     let slab = Rc::new(Slab {
-        addr: addr as usize,
+        addr: base as usize,
         len,
         valgrind_ids: std::cell::OnceCell::new(),
     });
     let mut stacks = Vec::with_capacity(count);
     // One system call for the whole slab where the kernel can (else one
     // per stack, below).
-    let batched = guard_mode() == GUARD_INSTALL && install_guards(slab.addr, count, stride, page);
+    let batched = guard_mode() == GUARD_INSTALL && install_guards(first, count, stride, page);
     for i in 0..count {
-        let guard = slab.addr + i * stride;
+        let guard = first + i * stride;
         if !batched && let Err(e) = guard_page(guard, page) {
             if stacks.is_empty() {
                 return Err(e);
@@ -843,6 +850,37 @@ mod tests {
             );
             assert!(!is_guard(guard + page_size()), "lowest stack page");
             assert!(!is_guard(s.top - page_size()), "top stack page");
+        }
+    }
+
+    /// The start and end of the mapping holding `addr`, from
+    /// `/proc/self/maps`.
+    fn mapping_of(addr: usize) -> (usize, usize) {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines()
+            .filter_map(|l| {
+                let range = l.split(' ').next()?;
+                let (a, b) = range.split_once('-')?;
+                let a = usize::from_str_radix(a, 16).ok()?;
+                let b = usize::from_str_radix(b, 16).ok()?;
+                (a <= addr && addr < b).then_some((a, b))
+            })
+            .next()
+            .expect("the address is mapped")
+    }
+
+    #[test]
+    fn slabs_stay_separate_mappings() {
+        let size = checked_size(MIN_STACK_SIZE).unwrap();
+        let a = map_slab(size, 4).unwrap();
+        let b = map_slab(size, 4).unwrap();
+        let in_a = mapping_of(a[0].top - 1);
+        for s in &b {
+            let addr = s.top - 1;
+            assert!(
+                !(in_a.0 <= addr && addr < in_a.1),
+                "two slabs share one mapping: page faults on one would wait for changes to the other"
+            );
         }
     }
 

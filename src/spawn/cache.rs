@@ -48,6 +48,10 @@ const MAX_BLOCK: usize = 1024;
 const CLASSES: usize = MAX_BLOCK / CLASS_STEP;
 /// What precedes a cell in its block: the owning cache and the class.
 const PREFIX: usize = 16;
+/// What [`grow_heap_ahead`] takes and frees: under glibc's smallest
+/// threshold for serving an allocation with a mapping of its own (128 KiB),
+/// so that it comes from the heap.
+const HEAP_PAD: usize = 120 * 1024;
 /// Blocks of each class a worker's cache keeps for good.
 const HOT_BLOCKS: usize = 256;
 /// Blocks of each class a plain thread's cache keeps at most. Nothing trims
@@ -121,6 +125,8 @@ impl Drop for Owned {
 
 thread_local! {
     static OWNED: Owned = Owned(open_cache());
+    /// Bytes of new blocks since the heap was last grown ahead.
+    static SINCE_GROWN: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
 /// A cache for this thread: a closed one reopened, or a new one.
@@ -209,6 +215,7 @@ fn prefix_of(p: *mut Free) -> *mut Prefix {
 #[cold]
 fn new_block(owner: *const Cache, class: usize) -> NonNull<u8> {
     let layout = block_layout(class);
+    let _ = SINCE_GROWN.try_with(|s| s.set(s.get().saturating_add(layout.size())));
     // SAFETY: a non-zero size.
     let base = unsafe { std::alloc::alloc(layout) };
     if base.is_null() {
@@ -270,9 +277,39 @@ fn take_slow(cache: &'static Cache, class: usize) -> NonNull<u8> {
     }
     let head = cache.local[class].get();
     if head.is_null() {
+        grow_heap_ahead();
         return new_block(cache, class);
     }
     take(cache, class)
+}
+
+/// Makes the system allocator grow this thread's heap by about
+/// [`HEAP_PAD`] / 2 at once, by taking and freeing [`HEAP_PAD`] bytes.
+///
+/// glibc grows a worker thread's heap by just what each allocation needs,
+/// one `mprotect` per page; each such call takes the process's memory-map
+/// lock for writing, and page faults on every other worker (and so their
+/// timers) wait behind it. Called when a burst of spawns has used up the
+/// cache, once per [`HEAP_PAD`] / 2 bytes of new blocks: a burst of 100,000
+/// spawns then makes about 15 times fewer such calls. With an allocator
+/// that does not grow that way it costs an allocation and a free.
+#[cold]
+fn grow_heap_ahead() {
+    let _ = SINCE_GROWN.try_with(|s| {
+        if s.get() < HEAP_PAD / 2 {
+            return;
+        }
+        let layout = Layout::from_size_align(HEAP_PAD, 16).expect("a valid layout");
+        // SAFETY: a non-zero size; freed at once, never used. `black_box`
+        // keeps the compiler from eliding the pair.
+        unsafe {
+            let p = std::hint::black_box(std::alloc::alloc(layout));
+            if !p.is_null() {
+                std::alloc::dealloc(p, layout);
+            }
+        }
+        s.set(0);
+    });
 }
 
 /// Keeps a free block of ours for reuse, unless this plain thread's cache
