@@ -68,7 +68,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering, fence};
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
@@ -86,8 +86,8 @@ use timer::{Action, Timers};
 const EVENT_INTERVAL: u32 = 61;
 /// How long an idle worker watches for work before it sleeps in `epoll_wait`.
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
-/// A sleep ended by another thread's message within this counts as a quick
-/// answer (what turns the spin before sleeping on).
+/// Work another thread sends within this of a worker going to sleep counts
+/// as a quick answer (what turns the spin before sleeping on).
 const QUICK_ANSWER: Duration = Duration::from_micros(100);
 /// `fresh` is served first once every this many turns.
 const FRESH_INTERVAL: u8 = 16;
@@ -132,6 +132,8 @@ pub(crate) struct Shared {
     waker: mio::Waker,
     /// The worker is (about to be) blocked in `epoll_wait`.
     sleeping: AtomicBool,
+    /// When another thread last woke the worker from a sleep ([`ticks`]).
+    notified_at: AtomicU64,
     pub(crate) stealer: Stealer<HeaderRef>,
     /// This worker's `epoll` registry (usable from any thread).
     pub(crate) registry: mio::Registry,
@@ -212,9 +214,26 @@ impl Shared {
     pub(crate) fn notify(&self) {
         fence(Ordering::SeqCst);
         if self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst) {
+            self.notified_at
+                .store(ticks(Instant::now()), Ordering::Relaxed);
             let _ = self.waker.wake();
         }
     }
+}
+
+/// Whether a sleep that began at `slept` (in [`ticks`]) was ended by work
+/// from another thread (`sent` items) that it notified us of (at
+/// `notified`, 0 if nobody did) within [`QUICK_ANSWER`].
+fn answered_quickly(sent: usize, notified: u64, slept: u64) -> bool {
+    sent > 0 && notified != 0 && notified.saturating_sub(slept) < QUICK_ANSWER.as_nanos() as u64
+}
+
+/// Nanoseconds from the first call in the process to `t`: an instant other
+/// threads can store in an atomic.
+fn ticks(t: Instant) -> u64 {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(Instant::now);
+    t.saturating_duration_since(base).as_nanos() as u64
 }
 
 /// An entry of the local run queue.
@@ -246,6 +265,7 @@ pub(crate) fn new_worker(index: usize) -> std::io::Result<(Shared, Parts)> {
         woken: AtomicPtr::new(std::ptr::null_mut()),
         waker,
         sleeping: AtomicBool::new(false),
+        notified_at: AtomicU64::new(0),
         stealer: deque.stealer(),
         registry: poll.registry().try_clone()?,
         io_registered: Default::default(),
@@ -780,6 +800,8 @@ impl Driver {
         }
         let rt = &self.rt;
         rt.enter_idle(self.shared.index);
+        let slept = Instant::now();
+        self.shared.notified_at.store(0, Ordering::Relaxed);
         self.shared.sleeping.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         // Everything that can end this sleep must be looked at after
@@ -791,7 +813,6 @@ impl Driver {
             } else {
                 rt.has_stealable()
             };
-        let slept = Instant::now();
         if !work_waiting {
             let now = slept;
             self.fire_timers();
@@ -813,8 +834,13 @@ impl Driver {
         self.shared.sleeping.store(false, Ordering::SeqCst);
         rt.leave_idle(self.shared.index);
         let sent = self.drain_remote();
-        // Learn whether other workers answer fast (see `spin_for_work`).
-        let quick = sent > 0 && slept.elapsed() < QUICK_ANSWER;
+        // Learn whether other workers answer fast (see `spin_for_work`):
+        // by when they sent the work that ended the sleep, not by when the
+        // sleep ended, which adds the time the OS took to wake us (tens to
+        // hundreds of microseconds in a VM): measured by the wake-up, an
+        // answer would never count as fast once the worker slept.
+        let notified = self.shared.notified_at.load(Ordering::Relaxed);
+        let quick = answered_quickly(sent, notified, ticks(slept));
         self.quick_answers.set(if quick {
             (self.quick_answers.get() + 1).min(8)
         } else {
@@ -897,5 +923,30 @@ impl Driver {
             self.rt.worker_drained();
         }
         self.rt.all_drained()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fast_answer_counts_however_late_the_wake_up_came() {
+        let slept = ticks(Instant::now());
+        let us = |n: u64| n * 1_000;
+        // Sent 30 µs into the sleep: quick, though the worker may have
+        // woken much later (that is the OS's time, not the answer's).
+        assert!(answered_quickly(1, slept + us(30), slept));
+        // Sent before the sleep began (a racing notify): quick.
+        assert!(answered_quickly(
+            1,
+            slept.saturating_sub(us(1)).max(1),
+            slept
+        ));
+        // Sent 500 µs in: a slow conversation, not worth spinning for.
+        assert!(!answered_quickly(1, slept + us(500), slept));
+        // Ended by I/O or a timer (nobody notified), or with nothing sent.
+        assert!(!answered_quickly(1, 0, slept));
+        assert!(!answered_quickly(0, slept + us(30), slept));
     }
 }
