@@ -62,10 +62,10 @@
 mod alarm;
 pub(crate) mod deadlock;
 pub(crate) mod park;
+mod ring;
 pub(crate) mod timer;
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering, fence};
@@ -78,6 +78,7 @@ use crate::greenlet::switch::run_from_root;
 use crate::runtime::RuntimeInner;
 
 use alarm::{ALARM, Alarm};
+use ring::Ring;
 
 pub(crate) use park::{interrupt, unpark};
 use timer::{Action, Timers};
@@ -307,8 +308,8 @@ impl Next {
 pub(crate) struct Driver {
     pub(crate) shared: Arc<Shared>,
     pub(crate) rt: Arc<RuntimeInner>,
-    ready: RefCell<VecDeque<NonNull<Header>>>,
-    fresh: RefCell<VecDeque<Entry>>,
+    ready: Ring<NonNull<Header>>,
+    fresh: Ring<Entry>,
     fresh_turn: Cell<u8>,
     lifo: Cell<Option<NonNull<Header>>>,
     lifo_streak: Cell<u8>,
@@ -361,8 +362,8 @@ impl Driver {
         Driver {
             shared,
             rt,
-            ready: RefCell::new(VecDeque::new()),
-            fresh: RefCell::new(VecDeque::new()),
+            ready: Ring::new(),
+            fresh: Ring::new(),
             fresh_turn: Cell::new(0),
             lifo: Cell::new(None),
             lifo_streak: Cell::new(0),
@@ -384,13 +385,13 @@ impl Driver {
     /// Queues a greenlet of this worker that was just woken.
     pub(crate) fn wake_local(&self, g: &Header) {
         if let Some(prev) = self.lifo.replace(Some(NonNull::from(g))) {
-            self.ready.borrow_mut().push_back(prev);
+            self.ready.push_back(prev);
         }
     }
 
     /// Queues a greenlet that yields, behind everything runnable now.
     pub(crate) fn push_yielded(&self, g: NonNull<Header>) {
-        self.fresh.borrow_mut().push_back(Entry::Run(g));
+        self.fresh.push_back(Entry::Run(g));
     }
 
     /// Queues the running greenlet `g` behind everything runnable now
@@ -412,7 +413,7 @@ impl Driver {
             return;
         }
         self.deque.push(task);
-        self.fresh.borrow_mut().push_back(Entry::Stealable);
+        self.fresh.push_back(Entry::Stealable);
         self.rt.notify_idle();
     }
 
@@ -422,7 +423,7 @@ impl Driver {
             crate::spawn::cancel(task);
             return;
         }
-        self.fresh.borrow_mut().push_back(Entry::Start(task));
+        self.fresh.push_back(Entry::Start(task));
     }
 
     /// Starts `task` at `deadline` (on this worker's timers).
@@ -506,23 +507,22 @@ impl Driver {
                 return Some(Entry::Run(g));
             }
         } else if let Some(g) = self.lifo.take() {
-            self.ready.borrow_mut().push_back(g);
+            self.ready.push_back(g);
         }
         self.lifo_streak.set(0);
         let turn = self.fresh_turn.get() + 1;
         if turn >= FRESH_INTERVAL {
             self.fresh_turn.set(0);
-            if let Some(e) = self.fresh.borrow_mut().pop_front() {
+            if let Some(e) = self.fresh.pop_front() {
                 return Some(e);
             }
         } else {
             self.fresh_turn.set(turn);
         }
-        if let Some(g) = self.ready.borrow_mut().pop_front() {
+        if let Some(g) = self.ready.pop_front() {
             return Some(Entry::Run(g));
         }
-        let e = self.fresh.borrow_mut().pop_front();
-        match e {
+        match self.fresh.pop_front() {
             Some(e) => Some(e),
             None => self.deque.pop().map(Entry::Start),
         }
@@ -695,10 +695,11 @@ impl Driver {
     fn drain_remote(&self) -> usize {
         let mut n = 0;
         if !self.shared.woken.load(Ordering::Relaxed).is_null() {
-            let mut ready = self.ready.borrow_mut();
             // The waker already moved each to RUNNING: it is ours to queue
             // (and alive while queued: it holds itself).
-            n += self.shared.take_woken(|g| ready.push_back(g.non_null()));
+            n += self
+                .shared
+                .take_woken(|g| self.ready.push_back(g.non_null()));
         }
         loop {
             match self.shared.remote.steal() {
@@ -783,8 +784,8 @@ impl Driver {
 
     fn has_local_work(&self) -> bool {
         self.lifo.get().is_some()
-            || !self.ready.borrow().is_empty()
-            || !self.fresh.borrow().is_empty()
+            || !self.ready.is_empty()
+            || !self.fresh.is_empty()
             || !self.deque.is_empty()
     }
 
@@ -886,11 +887,11 @@ impl Driver {
         while let Some(task) = self.deque.pop() {
             crate::spawn::cancel(task);
         }
-        let entries: Vec<Entry> = self.fresh.borrow_mut().drain(..).collect();
+        let entries: Vec<Entry> = std::iter::from_fn(|| self.fresh.pop_front()).collect();
         for e in entries {
             match e {
                 Entry::Start(task) => crate::spawn::cancel(task),
-                Entry::Run(g) => self.ready.borrow_mut().push_back(g),
+                Entry::Run(g) => self.ready.push_back(g),
                 Entry::Stealable => {}
             }
         }
