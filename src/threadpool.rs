@@ -23,7 +23,6 @@ use std::time::Duration;
 use crate::greenlet::header::HeaderRef;
 use crate::hub::Driver;
 use crate::hub::deadlock;
-use crate::runtime::default_runtime;
 use crate::spawn::{Greenlet, GreenletBuilder, cancel, claim_start, release_unclaimed};
 
 /// How long an idle pool thread waits for work before it exits, by default.
@@ -170,8 +169,9 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let rt = Driver::with(|d| d.rt.clone()).unwrap_or_else(|| default_runtime().clone());
-    let job = GreenletBuilder::new().name("blocking-job").job(&rt, f);
-    rt.blocking.submit(job.header().clone());
-    job
+    Driver::with_runtime(|rt| {
+        let job = GreenletBuilder::new().name("blocking-job").job(rt, f);
+        rt.blocking.submit(job.header().clone());
+        job
+    })
 }

@@ -353,6 +353,23 @@ impl Driver {
         }
     }
 
+    /// Runs `f` with the runtime of this worker thread, or with the
+    /// default runtime on any other thread. Lends the worker's `Arc`
+    /// rather than cloning it: a spawn would otherwise pay two atomic
+    /// read-modify-writes on its count.
+    #[inline]
+    pub(crate) fn with_runtime<R>(f: impl FnOnce(&Arc<RuntimeInner>) -> R) -> R {
+        let p = DRIVER.with(|d| d.get());
+        if p.is_null() {
+            f(crate::runtime::default_runtime())
+        } else {
+            // SAFETY: as in `with`: the driver lives while `Driver::run`
+            // runs on this thread, which outlasts anything a greenlet of it
+            // does.
+            f(unsafe { &(*p).rt })
+        }
+    }
+
     #[inline(always)]
     pub(crate) fn is_worker_thread() -> bool {
         !DRIVER.with(|d| d.get()).is_null()

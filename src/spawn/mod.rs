@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::greenlet::header::HeaderRef;
 use crate::hub::{Driver, Remote};
-use crate::runtime::{RuntimeInner, default_runtime, stack_size_for};
+use crate::runtime::{RuntimeInner, stack_size_for};
 use crate::stack::{Stack, StackError};
 use cell::new_cell;
 
@@ -143,10 +143,7 @@ impl GreenletBuilder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        match Driver::with(|d| d.rt.clone()) {
-            Some(rt) => self.spawn_on(&rt, f),
-            None => self.spawn_on(default_runtime(), f),
-        }
+        Driver::with_runtime(|rt| self.spawn_on(rt, f))
     }
 
     pub(crate) fn spawn_on<T, F>(
@@ -215,12 +212,13 @@ impl GreenletBuilder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let rt = Driver::with(|d| d.rt.clone()).unwrap_or_else(|| default_runtime().clone());
-        let g = self
-            .new_cell(&rt, false, f)
-            .unwrap_or_else(|e| panic!("greenlet: {e}"));
-        place(&rt, g.header().clone(), Some(Instant::now() + delay));
-        g
+        Driver::with_runtime(|rt| {
+            let g = self
+                .new_cell(rt, false, f)
+                .unwrap_or_else(|e| panic!("greenlet: {e}"));
+            place(rt, g.header().clone(), Some(Instant::now() + delay));
+            g
+        })
     }
 
     /// A greenlet cell for a thread-pool job: never placed on a hub.
