@@ -437,6 +437,8 @@ fn map_slab(size: usize, count: usize) -> Result<Vec<StackMem>, StackError> {
     // merge this mapping with a neighbouring slab's. Merged, every slab
     // would be one mapping, and mapping a new slab would lock it while page
     // faults on other workers' stacks in it wait. Stacks start above it.
+    // Should the call fail, the page stays writable and unused: the slab
+    // may then merge, which costs time, not correctness.
     // SAFETY: the first page of the mapping we just made, used by nothing.
     unsafe { libc::mprotect(base, page, libc::PROT_NONE) };
     let first = base as usize + page;

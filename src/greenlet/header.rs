@@ -143,8 +143,8 @@ pub(crate) enum Msg {
 /// alive while it ran: it forgets it, and whoever it switches to last
 /// releases it, with its stack.
 pub(crate) struct Req {
-    /// The greenlet to resume next; null means the thread's root (the hub on
-    /// a worker, the main greenlet elsewhere).
+    /// The greenlet to resume next; null, or the root's own pointer, means
+    /// the thread's root (the hub on a worker, the main greenlet elsewhere).
     pub(crate) to: *const Header,
     pub(crate) msg: Msg,
 }

@@ -22,7 +22,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr::NonNull;
 
 use super::header::{Header, HeaderRef, Kind, Msg, Recv, Req, State, VTable, ValueType, Wire};
-use super::switch::{current_or_root, is_root, root_ptr, switch_to};
+use super::switch::{current_or_root, root_ptr, switch_to};
 use crate::stack::{DEFAULT_STACK_SIZE, Stack, StackError, checked_size};
 
 /// The polite kill: thrown into a greenlet by [`RawGreenlet::throw`], by
@@ -256,11 +256,7 @@ fn raw_body<V: 'static, F: FnOnce(V) -> V>(msg: Msg, this: HeaderRef, f: F) -> W
     unsafe { this.set_state(State::Dead) };
     // Whoever we switch to last releases this reference, with our stack.
     std::mem::forget(this);
-    Req {
-        to: if is_root(to) { std::ptr::null() } else { to },
-        msg,
-    }
-    .into_wire()
+    Req { to, msg }.into_wire()
 }
 
 /// Counts `parent` as referenced by one more child.

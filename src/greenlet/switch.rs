@@ -65,12 +65,6 @@ pub(crate) fn current_or_root() -> *const Header {
     if p.is_null() { root_ptr() } else { p }
 }
 
-/// Whether `p` is this thread's root (null stands for the root too).
-#[inline(always)]
-pub(crate) fn is_root(p: *const Header) -> bool {
-    p.is_null() || p == ROOT_PTR.with(|r| r.get())
-}
-
 #[repr(C)]
 struct RootCell {
     header: Header,
