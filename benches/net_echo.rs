@@ -22,6 +22,7 @@
 //! ```text
 //! cargo bench --bench net_echo
 //! NET_ECHO_CONNS=100 NET_ECHO_SECS=5 NET_ECHO_RUNS=3 NET_ECHO_WORKERS=1,2 cargo bench --bench net_echo
+//! NET_ECHO_SERVER=greenlet cargo bench --bench net_echo   # one server alone, for profiling
 //! ```
 
 use std::io::{self, Read, Write};
@@ -246,7 +247,14 @@ fn main() {
         "server", "workers", "run", "req/s", "p50 us", "p99 us"
     );
     type Make = fn(usize) -> Server;
-    let peers: [(&str, Make); 2] = [("greenlet", greenlet_server), ("tokio", tokio_server)];
+    let only = std::env::var("NET_ECHO_SERVER").ok();
+    let peers: Vec<(&str, Make)> = [
+        ("greenlet", greenlet_server as Make),
+        ("tokio", tokio_server),
+    ]
+    .into_iter()
+    .filter(|(name, _)| only.as_deref().is_none_or(|o| o == *name))
+    .collect();
     let mut results: Vec<(&str, usize, Outcome)> = Vec::new();
     for run in 0..runs {
         for &w in &workers {
@@ -291,10 +299,12 @@ fn main() {
                 med(name, |o| o.p99_us)
             );
         }
-        println!(
-            "ratio greenlet/tokio, {w} worker(s): req/s {:.2}x, p99 {:.2}x (lower p99 is better)",
-            med("greenlet", |o| o.rps) / med("tokio", |o| o.rps),
-            med("greenlet", |o| o.p99_us) / med("tokio", |o| o.p99_us)
-        );
+        if peers.len() == 2 {
+            println!(
+                "ratio greenlet/tokio, {w} worker(s): req/s {:.2}x, p99 {:.2}x (lower p99 is better)",
+                med("greenlet", |o| o.rps) / med("tokio", |o| o.rps),
+                med("greenlet", |o| o.p99_us) / med("tokio", |o| o.p99_us)
+            );
+        }
     }
 }

@@ -111,7 +111,8 @@ impl Timeout {
         let run = unsafe { h.running() };
         if run.timeout_fired.get() == id {
             // It fired after the last switch point: too late to matter.
-            run.timeout_fired.set(0);
+            // SAFETY: as above.
+            unsafe { h.clear_timeout() };
         }
         match result {
             Ok(v) => Ok(v),

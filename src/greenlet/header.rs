@@ -66,6 +66,12 @@ impl Wire {
     pub(crate) fn is_plain(self) -> bool {
         self.0 & TAG_MASK != TAG_UNWIND
     }
+
+    /// Whether it is `Msg::Value` (a message alone, not a `Req`).
+    #[inline(always)]
+    pub(crate) fn is_value(self) -> bool {
+        self.0 == TAG_VALUE
+    }
 }
 
 impl Msg {
@@ -171,6 +177,12 @@ pub(crate) enum Recv {
     Parked,
 }
 
+/// `Header::recv` when nothing can be delivered.
+const RECV_NOTHING: usize = 0;
+/// `Header::recv` when only the hub may resume it (no `TypeInfo` is at this
+/// address: they are aligned to 8).
+const RECV_PARKED: usize = 1;
+
 /// The type a greenlet waits to receive, in one word: a pointer to a
 /// constant describing it.
 #[derive(Clone, Copy)]
@@ -196,8 +208,8 @@ impl ValueType {
         ValueType(&InfoOf::<V>::INFO)
     }
 
-    /// Whether it is `V`: a comparison with a constant, no call.
-    #[inline(always)]
+    /// Whether it is `V`, by type id: the constant `of::<V>` points at may
+    /// have copies in several codegen units (see `Header::value_slot`).
     pub(crate) fn is<V: 'static>(self) -> bool {
         self.0.id == TypeId::of::<V>()
     }
@@ -257,7 +269,7 @@ pub(crate) struct Header {
     pub(crate) park: AtomicU8,
     /// Lifecycle of a spawned greenlet (`spawn`).
     pub(crate) life: AtomicU8,
-    /// Requests to interrupt: `INTERRUPT_KILL`.
+    /// Requests to interrupt: `INTERRUPT_KILL`, `INTERRUPT_TIMEOUT`.
     pub(crate) interrupt: AtomicU8,
     /// Set by the deadlock detector: the main greenlet's wait must fail.
     pub(crate) loop_exit: std::sync::atomic::AtomicBool,
@@ -271,10 +283,10 @@ pub(crate) struct Header {
     run: Cell<*mut Running>,
     parent: UnsafeCell<Option<HeaderRef>>,
     state: Cell<State>,
-    /// `Recv`, in a word and a byte: the type of a `Recv::Value`, and
-    /// whether it is `Recv::Parked`.
-    recv_type: Cell<Option<ValueType>>,
-    recv_parked: Cell<bool>,
+    /// `Recv` in one word: [`RECV_NOTHING`], [`RECV_PARKED`], or the
+    /// address of the `TypeInfo` of a `Recv::Value`.
+    recv: Cell<usize>,
+    /// Where a `Recv::Value` is written (stale unless `recv` is a type).
     recv_slot: Cell<*mut ()>,
     /// Count of `RawGreenlet` handles (the last one kills a suspended greenlet).
     raw_handles: Cell<u32>,
@@ -370,6 +382,10 @@ unsafe fn drop_body<B>(at: *mut u8) {
 
 /// `interrupt` bit: a kill is pending.
 pub(crate) const INTERRUPT_KILL: u8 = 1;
+/// `interrupt` bit: a `Timeout` fired (its id is in `Running::timeout_fired`).
+/// Set and cleared by the greenlet's own thread only; kept beside the kill
+/// bit so that a switch point looks at one byte for both.
+pub(crate) const INTERRUPT_TIMEOUT: u8 = 2;
 
 /// Greenlet ids are handed to each thread in blocks of this many, so that
 /// spawning on several workers does not contend on one counter.
@@ -423,8 +439,7 @@ impl Header {
             run: Cell::new(std::ptr::null_mut()),
             parent: UnsafeCell::new(None),
             state: Cell::new(State::Unstarted),
-            recv_type: Cell::new(None),
-            recv_parked: Cell::new(false),
+            recv: Cell::new(RECV_NOTHING),
             recv_slot: Cell::new(std::ptr::null_mut()),
             raw_handles: Cell::new(0),
             is_main: Cell::new(false),
@@ -480,28 +495,52 @@ impl Header {
         self.state.set(s)
     }
 
+    /// What it waits to receive, and where a value goes (meaningful for
+    /// `Recv::Value` only).
+    ///
     /// # Safety
     /// See the contract above.
+    #[inline(always)]
     pub(crate) unsafe fn recv(&self) -> (Recv, *mut ()) {
-        let recv = match self.recv_type.get() {
-            Some(ty) => Recv::Value(ty),
-            None if self.recv_parked.get() => Recv::Parked,
-            None => Recv::Nothing,
+        let recv = match self.recv.get() {
+            RECV_NOTHING => Recv::Nothing,
+            RECV_PARKED => Recv::Parked,
+            // SAFETY: any other word is the address of a `TypeInfo` constant
+            // stored by `set_recv`.
+            info => Recv::Value(ValueType(unsafe { &*(info as *const TypeInfo) })),
         };
         (recv, self.recv_slot.get())
     }
 
+    /// Where a `V` sent to it goes, if it waits for a `V` (`None` says
+    /// nothing more: [`recv`](Self::recv) tells what it waits for).
+    ///
     /// # Safety
     /// See the contract above.
+    #[inline(always)]
+    pub(crate) unsafe fn value_slot<V: 'static>(&self) -> Option<*mut ()> {
+        let w = self.recv.get();
+        // SAFETY: any word but the two markers is the address of a
+        // `TypeInfo` constant stored by `set_recv`.
+        (w > RECV_PARKED && unsafe { (*(w as *const TypeInfo)).id } == TypeId::of::<V>())
+            .then(|| self.recv_slot.get())
+    }
+
+    /// Sets what it waits to receive; `slot` is where a `Recv::Value` is
+    /// to be written (ignored otherwise).
+    ///
+    /// # Safety
+    /// See the contract above.
+    #[inline(always)]
     pub(crate) unsafe fn set_recv(&self, recv: Recv, slot: *mut ()) {
-        let (ty, parked) = match recv {
-            Recv::Nothing => (None, false),
-            Recv::Value(ty) => (Some(ty), false),
-            Recv::Parked => (None, true),
-        };
-        self.recv_type.set(ty);
-        self.recv_parked.set(parked);
-        self.recv_slot.set(slot);
+        match recv {
+            Recv::Nothing => self.recv.set(RECV_NOTHING),
+            Recv::Parked => self.recv.set(RECV_PARKED),
+            Recv::Value(ty) => {
+                self.recv.set(std::ptr::from_ref(ty.0) as usize);
+                self.recv_slot.set(slot);
+            }
+        }
     }
 
     /// Its record; the greenlet has a coroutine (it is started and not
@@ -518,13 +557,31 @@ impl Header {
         unsafe { &*r }
     }
 
-    /// Whether it has a coroutine (and so a record).
+    /// Records that the `Timeout` `id` fired, keeping the outermost (oldest)
+    /// if several are pending.
     ///
     /// # Safety
-    /// See the contract above.
-    #[inline(always)]
-    pub(crate) unsafe fn has_coro(&self) -> bool {
-        !self.run.get().is_null()
+    /// See the contract above; the greenlet has its record.
+    pub(crate) unsafe fn fire_timeout(&self, id: u64) {
+        // SAFETY: per the caller.
+        let run = unsafe { self.running() };
+        let pending = run.timeout_fired.get();
+        if pending == 0 || id < pending {
+            run.timeout_fired.set(id);
+        }
+        self.interrupt
+            .fetch_or(INTERRUPT_TIMEOUT, Ordering::Relaxed);
+    }
+
+    /// Forgets a fired `Timeout`.
+    ///
+    /// # Safety
+    /// As for [`fire_timeout`](Self::fire_timeout).
+    pub(crate) unsafe fn clear_timeout(&self) {
+        // SAFETY: per the caller.
+        unsafe { self.running() }.timeout_fired.set(0);
+        self.interrupt
+            .fetch_and(!INTERRUPT_TIMEOUT, Ordering::Relaxed);
     }
 
     /// Prepares `stack` to run `body` when the greenlet is first switched

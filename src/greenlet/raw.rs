@@ -22,7 +22,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr::NonNull;
 
 use super::header::{Header, HeaderRef, Kind, Msg, Recv, Req, State, VTable, ValueType, Wire};
-use super::switch::{current_or_root, root_ptr, switch_to};
+use super::switch::{current_or_root, root_ptr, switch_from};
 use crate::stack::{DEFAULT_STACK_SIZE, Stack, StackError, checked_size};
 
 /// The polite kill: thrown into a greenlet by [`RawGreenlet::throw`], by
@@ -311,6 +311,12 @@ unsafe fn live_parent(g: &Header) -> *const Header {
 #[inline(always)]
 unsafe fn write_value<V: 'static>(to: *const Header, v: V) -> Result<(), (SwitchError, V)> {
     // SAFETY: per the caller.
+    if let Some(slot) = unsafe { (*to).value_slot::<V>() } {
+        // SAFETY: as below.
+        unsafe { *slot.cast::<Option<V>>() = Some(v) };
+        return Ok(());
+    }
+    // SAFETY: per the caller.
     let (recv, slot) = unsafe { (*to).recv() };
     match recv {
         Recv::Value(ty) if ty.is::<V>() => {
@@ -370,23 +376,23 @@ unsafe fn switch_from_and_receive<V: 'static>(
     let mut slot: Option<V> = None;
     // SAFETY: `cur` is us; the slot outlives the switch (we are suspended
     // inside this frame until the switch returns).
-    let msg = unsafe {
+    let wire = unsafe {
         (*cur).set_recv(Recv::Value(ValueType::of::<V>()), (&raw mut slot).cast());
         // Resumed, our `Recv` is left as it is: it is only read while we
         // are suspended, and every way of suspending sets it first.
-        switch_to(to, msg)
+        switch_from(cur, to, msg)
     };
     // Only a hub greenlet is ever interrupted (killed, timed out); the
-    // flags of any other stay clear, and the root (which has no record,
-    // having no coroutine) is never one.
+    // flags of any other stay clear.
     // SAFETY: `cur` is the running greenlet, on this thread.
-    unsafe {
-        if (*cur).has_coro() {
-            crate::hub::park::check_interrupts(&*cur);
-        }
+    unsafe { crate::hub::park::check_interrupts(&*cur) };
+    if wire.is_value()
+        && let Some(v) = slot.take()
+    {
+        return Ok(v);
     }
-    match msg {
-        Msg::Value => Ok(slot.take().expect("a value was delivered")),
+    match Msg::from_wire(wire) {
+        Msg::Value => unreachable!("a value was delivered"),
         Msg::Unwind(p) => resume_unwind(p),
         Msg::Exited => Err(SwitchError::Exited),
         Msg::Wake => unreachable!("a switching greenlet is never woken by the hub"),
@@ -438,11 +444,12 @@ impl<V: 'static> RawGreenlet<V> {
     /// the running greenlet returns `v` at once.
     #[inline(always)]
     pub fn try_switch(&self, v: V) -> Result<V, SwitchError> {
-        if !self.hdr.on_this_thread() {
-            return Err(SwitchError::WrongThread);
-        }
-        // SAFETY: on the target's thread; it is kept alive by our handle,
-        // its parents by it.
+        // A `RawGreenlet` is made only on its greenlet's thread (`build`,
+        // `current`, `parent`, `cast`, and `RemoteGreenlet::to_local`,
+        // which checks) and cannot leave it (it is neither Send nor Sync).
+        debug_assert!(self.hdr.on_this_thread());
+        // SAFETY: on the target's thread (above); it is kept alive by our
+        // handle, its parents by it.
         unsafe {
             let to = live_target(self.hdr.as_ptr());
             let cur = current_or_root();

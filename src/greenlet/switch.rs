@@ -115,17 +115,48 @@ fn new_root() -> HeaderRef {
 pub(crate) unsafe fn switch_to(to: *const Header, msg: Msg) -> Msg {
     let cur = current_ptr();
     let wire = msg.into_wire();
-    // SAFETY: `cur` is us (null: the root), running on this thread, so it
-    // has its record unless it is the root; `to` per the caller.
+    // SAFETY: `cur` is us (null: the root), running on this thread; `to`
+    // per the caller.
     let back = unsafe {
         if cur.is_null() {
             run_from_root(to, wire)
         } else {
-            (*cur).set_state(State::Suspended);
-            jump(to, wire, std::ptr::null(), (*cur).running().sp.as_ptr())
+            switch_from_greenlet(cur, to, wire)
         }
     };
     Msg::from_wire(back)
+}
+
+/// [`switch_to`] for a caller that knows the running greenlet `cur` (the
+/// root's own header, if the root runs), returning the message unpacked.
+///
+/// # Safety
+/// As for [`switch_to`]; `cur` is the running greenlet.
+#[inline(always)]
+pub(crate) unsafe fn switch_from(cur: *const Header, to: *const Header, msg: Msg) -> Wire {
+    let wire = msg.into_wire();
+    // SAFETY: `cur` is us, on this thread; `to` per the caller.
+    unsafe {
+        if (*cur).kind == Kind::Root {
+            (*cur).set_state(State::Suspended);
+            jump(to, wire, std::ptr::null(), ROOT_SP.with(|s| s.as_ptr()))
+        } else {
+            switch_from_greenlet(cur, to, wire)
+        }
+    }
+}
+
+/// Switches from the running greenlet `cur`, not the root.
+///
+/// # Safety
+/// As for [`switch_to`]; `cur` is the running greenlet and has its record.
+#[inline(always)]
+unsafe fn switch_from_greenlet(cur: *const Header, to: *const Header, wire: Wire) -> Wire {
+    // SAFETY: per the caller.
+    unsafe {
+        (*cur).set_state(State::Suspended);
+        jump(to, wire, std::ptr::null(), (*cur).running().sp.as_ptr())
+    }
 }
 
 /// Switches from the root to `to`, handing it `msg`; returns what the

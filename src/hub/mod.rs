@@ -758,12 +758,7 @@ impl Driver {
                     let h = unsafe { g.as_ref() };
                     // SAFETY: a greenlet inside `with_timeout` is started
                     // and of this thread, so it has its record.
-                    let run = unsafe { h.running() };
-                    let pending = run.timeout_fired.get();
-                    // Keep the outermost (oldest) pending timeout.
-                    if pending == 0 || id < pending {
-                        run.timeout_fired.set(id);
-                    }
+                    unsafe { h.fire_timeout(id) };
                     unpark(h);
                 }
                 Some(Action::Spawn(task)) => self.spawn(task),

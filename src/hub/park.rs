@@ -287,7 +287,7 @@ pub(crate) fn deliver_poke(g: &Header) {
     }
     // SAFETY: a suspended greenlet has its record; we are on its thread.
     let run = unsafe { g.running() };
-    let pending = g.interrupt.load(Ordering::Acquire) != 0 || run.timeout_fired.get() != 0;
+    let pending = g.interrupt.load(Ordering::Acquire) != 0;
     if !pending || run.unwinding.get() {
         return;
     }
@@ -303,13 +303,14 @@ pub(crate) fn deliver_poke(g: &Header) {
 /// Raises a pending kill or timeout in the running greenlet `g`.
 ///
 /// # Safety
-/// `g` is the running greenlet, not a thread's root (so it has its record).
+/// `g` is the running greenlet, on its thread. A thread's root is never
+/// interrupted (its `interrupt` stays clear).
 #[inline(always)]
 pub(crate) unsafe fn check_interrupts(g: &Header) {
-    // SAFETY: per the caller.
-    let run = unsafe { g.running() };
-    if g.interrupt.load(Ordering::Relaxed) != 0 || run.timeout_fired.get() != 0 {
-        raise_interrupts(g, run);
+    if g.interrupt.load(Ordering::Relaxed) != 0 {
+        // SAFETY: per the caller; with bits set it is a greenlet of a hub,
+        // which has its record while it runs.
+        raise_interrupts(g, unsafe { g.running() });
     }
 }
 
@@ -326,7 +327,8 @@ fn raise_interrupts(g: &Header, run: &Running) {
     }
     let fired = run.timeout_fired.get();
     if fired != 0 {
-        run.timeout_fired.set(0);
+        // SAFETY: `g` runs, on this thread, with its record.
+        unsafe { g.clear_timeout() };
         run.unwinding.set(true);
         std::panic::resume_unwind(Box::new(TimeoutFired(fired)));
     }
