@@ -518,12 +518,13 @@ impl Driver {
 
     #[inline(always)]
     fn next_entry(&self) -> Option<Entry> {
-        if self.lifo_streak.get() < LIFO_STREAK {
-            if let Some(g) = self.lifo.take() {
-                self.lifo_streak.set(self.lifo_streak.get() + 1);
+        if let Some(g) = self.lifo.get() {
+            self.lifo.set(None);
+            let streak = self.lifo_streak.get();
+            if streak < LIFO_STREAK {
+                self.lifo_streak.set(streak + 1);
                 return Some(Entry::Run(g));
             }
-        } else if let Some(g) = self.lifo.take() {
             self.ready.push_back(g);
         }
         self.lifo_streak.set(0);
