@@ -750,6 +750,20 @@ impl HeaderRef {
         HeaderRef(NonNull::new(ptr as *mut Header).expect("null header"))
     }
 
+    /// A second reference to a cell nobody else can reach yet, counted
+    /// without an atomic read-modify-write (a locked instruction, which a
+    /// spawn would otherwise pay to queue the greenlet it just made).
+    ///
+    /// # Safety
+    /// `self` is the only reference to the cell, and the cell has not been
+    /// shared with any other thread.
+    pub(crate) unsafe fn clone_unshared(&self) -> HeaderRef {
+        let n = self.refs.load(Ordering::Relaxed);
+        debug_assert_eq!(n, 1, "a fresh cell has one reference");
+        self.refs.store(n + 1, Ordering::Relaxed);
+        HeaderRef(self.0)
+    }
+
     pub(crate) fn as_ptr(&self) -> *const Header {
         self.0.as_ptr()
     }

@@ -157,15 +157,17 @@ impl GreenletBuilder {
     {
         let (spread, main) = (self.spread, self.main);
         let g = self.new_cell(rt, false, f)?;
+        // SAFETY: the cell was just made, here; nothing else refers to it.
+        let task = unsafe { g.header().clone_unshared() };
         if main {
             // Before it is queued: from then on a worker may run it.
             g.header().is_main.set(true);
             crate::hub::deadlock::register_main(g.header());
         }
         if spread {
-            spread_over(rt, g.header().clone());
+            spread_over(rt, task);
         } else {
-            place(rt, g.header().clone(), None);
+            place(rt, task, None);
         }
         Ok(g)
     }
@@ -201,7 +203,8 @@ impl GreenletBuilder {
         };
         let g = self.new_cell(&rt, true, f)?;
         g.header().bind_to_current_thread();
-        let task = g.header().clone();
+        // SAFETY: the cell was just made, here; nothing else refers to it.
+        let task = unsafe { g.header().clone_unshared() };
         Driver::with(move |d| d.spawn_local(task));
         Ok(g)
     }
@@ -216,7 +219,13 @@ impl GreenletBuilder {
             let g = self
                 .new_cell(rt, false, f)
                 .unwrap_or_else(|e| panic!("greenlet: {e}"));
-            place(rt, g.header().clone(), Some(Instant::now() + delay));
+            // SAFETY: the cell was just made, here; nothing else refers to
+            // it.
+            place(
+                rt,
+                unsafe { g.header().clone_unshared() },
+                Some(Instant::now() + delay),
+            );
             g
         })
     }
