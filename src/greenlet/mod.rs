@@ -3,7 +3,7 @@
 //!
 //! - `context`: the stack switch (registers and stack pointer).
 //! - `header`: what every greenlet is (one allocation, counted by hand).
-//! - `switch`: the running greenlet, the thread's root, and `switch_to`.
+//! - `switch`: the running greenlet, the thread's root, and `switch_from`.
 //! - `raw`: the public `RawGreenlet` API.
 
 mod context;

@@ -355,7 +355,7 @@ unsafe fn deliver<V: 'static>(to: *const Header, v: V) -> Msg {
 /// Switches to `to` with `msg`, waiting for a `V`; what comes back.
 ///
 /// # Safety
-/// As for `switch_to`; `to` is not the running greenlet.
+/// As for `switch_from`; `to` is not the running greenlet.
 #[inline(always)]
 unsafe fn switch_and_receive<V: 'static>(to: *const Header, msg: Msg) -> Result<V, SwitchError> {
     // SAFETY: per the caller.

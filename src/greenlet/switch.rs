@@ -1,4 +1,4 @@
-//! Switching: the running greenlet, the thread's root, and `switch_to`.
+//! Switching: the running greenlet, the thread's root, and `switch_from`.
 //!
 //! # Design
 //!
@@ -98,40 +98,20 @@ fn new_root() -> HeaderRef {
     root
 }
 
-/// Switches from the running greenlet to `to` (null, or the root's own
-/// pointer: the root), handing it `msg`, and returns the message this
-/// greenlet is resumed with.
+/// Switches from the running greenlet `cur` (the root's own header, if the
+/// root runs) to `to` (null, or the root's own pointer: the root), handing
+/// it `msg`; returns the message `cur` is resumed with, still packed.
 ///
 /// # Safety
-/// `to` is null or a live greenlet of this thread that may be resumed with
-/// `msg`: started or startable, not running, not dead, and expecting what
-/// `msg` carries (the caller checked its `Recv` and wrote any value into its
-/// slot). The caller has set its own `Recv` for what it expects back.
+/// `cur` is the running greenlet. `to` is null or a live greenlet of this
+/// thread that may be resumed with `msg`: started or startable, not
+/// running, not dead, and expecting what `msg` carries (the caller checked
+/// its `Recv` and wrote any value into its slot). The caller has set its
+/// own `Recv` for what it expects back.
 ///
 /// Inlined, like everything on the way from a user's call to the stack
 /// switch: each frame returned through right after a switch costs a
 /// mispredicted return (the CPU's return stack belongs to the other stack).
-#[inline(always)]
-pub(crate) unsafe fn switch_to(to: *const Header, msg: Msg) -> Msg {
-    let cur = current_ptr();
-    let wire = msg.into_wire();
-    // SAFETY: `cur` is us (null: the root), running on this thread; `to`
-    // per the caller.
-    let back = unsafe {
-        if cur.is_null() {
-            run_from_root(to, wire)
-        } else {
-            switch_from_greenlet(cur, to, wire)
-        }
-    };
-    Msg::from_wire(back)
-}
-
-/// [`switch_to`] for a caller that knows the running greenlet `cur` (the
-/// root's own header, if the root runs), returning the message unpacked.
-///
-/// # Safety
-/// As for [`switch_to`]; `cur` is the running greenlet.
 #[inline(always)]
 pub(crate) unsafe fn switch_from(cur: *const Header, to: *const Header, msg: Msg) -> Wire {
     let wire = msg.into_wire();
@@ -149,7 +129,7 @@ pub(crate) unsafe fn switch_from(cur: *const Header, to: *const Header, msg: Msg
 /// Switches from the running greenlet `cur`, not the root.
 ///
 /// # Safety
-/// As for [`switch_to`]; `cur` is the running greenlet and has its record.
+/// As for [`switch_from`]; `cur` is the running greenlet and has its record.
 #[inline(always)]
 unsafe fn switch_from_greenlet(cur: *const Header, to: *const Header, wire: Wire) -> Wire {
     // SAFETY: per the caller.
@@ -159,12 +139,53 @@ unsafe fn switch_from_greenlet(cur: *const Header, to: *const Header, wire: Wire
     }
 }
 
+/// Suspends the running greenlet `cur` (not the root), switching to the
+/// greenlet `to` (not the root either) with `msg`: the hub's hand-over from
+/// one greenlet to the next, which never needs to tell the root apart.
+///
+/// # Safety
+/// As for [`switch_from`]; `cur` is the running greenlet and has its record;
+/// `to` is not the root.
+#[inline(always)]
+pub(crate) unsafe fn hand_over(cur: *const Header, to: *const Header, msg: Msg) -> Msg {
+    // SAFETY: per the caller.
+    let back = unsafe {
+        (*cur).set_state(State::Suspended);
+        jump_to_greenlet(
+            to,
+            msg.into_wire(),
+            std::ptr::null(),
+            (*cur).running().sp.as_ptr(),
+        )
+    };
+    Msg::from_wire(back)
+}
+
+/// Suspends the running greenlet `cur` (not the root), switching to the
+/// thread's root with `msg`.
+///
+/// # Safety
+/// As for [`hand_over`], with the root as the target.
+#[inline(always)]
+pub(crate) unsafe fn suspend_to_root(cur: *const Header, msg: Msg) -> Msg {
+    // SAFETY: per the caller.
+    let back = unsafe {
+        (*cur).set_state(State::Suspended);
+        jump_to_root(
+            msg.into_wire(),
+            std::ptr::null(),
+            (*cur).running().sp.as_ptr(),
+        )
+    };
+    Msg::from_wire(back)
+}
+
 /// Switches from the root to `to`, handing it `msg`; returns what the
 /// greenlet that next switches to the root sends (the hub's way in).
 ///
 /// # Safety
 /// Called on the root of this thread (no greenlet running), with `to` as
-/// for [`switch_to`].
+/// for [`switch_from`].
 #[inline(always)]
 pub(crate) unsafe fn run_from_root(to: *const Header, msg: Wire) -> Wire {
     debug_assert!(current_ptr().is_null());
@@ -179,29 +200,71 @@ pub(crate) unsafe fn run_from_root(to: *const Header, msg: Wire) -> Wire {
 /// in `save`; `ended` is null or the running greenlet, ending.
 ///
 /// # Safety
-/// As for [`switch_to`]; the running greenlet has set its own state, and
+/// As for [`switch_from`]; the running greenlet has set its own state, and
 /// `save` is its stack-pointer slot (kept until it is resumed).
 #[inline(always)]
 unsafe fn jump(to: *const Header, wire: Wire, ended: *const Header, save: *mut usize) -> Wire {
-    // SAFETY: per the caller, `to` is a live greenlet of this thread (or
-    // the root) and not running, so its record (or the root's slot) holds
-    // the stack pointer it saved or was prepared with.
-    let arrival = unsafe {
-        // The root exists: whoever made the first greenlet of this thread
-        // made it.
-        let root = ROOT_PTR.with(|r| r.get());
-        debug_assert!(!root.is_null());
-        let to_sp = if to.is_null() || to == root {
-            CURRENT.with(|c| c.set(std::ptr::null()));
-            (*root).set_state(State::Running);
-            ROOT_SP.with(|s| s.get())
+    // The root exists: whoever made the first greenlet of this thread made
+    // it.
+    let root = ROOT_PTR.with(|r| r.get());
+    debug_assert!(!root.is_null());
+    // SAFETY: per the caller.
+    unsafe {
+        if to.is_null() || to == root {
+            jump_to_root(wire, ended, save)
         } else {
-            CURRENT.with(|c| c.set(to));
-            (*to).set_state(State::Running);
-            (*to).running().sp.get()
-        };
-        context::switch(wire, ended, save, to_sp)
+            jump_to_greenlet(to, wire, ended, save)
+        }
+    }
+}
+
+/// [`jump`] to the thread's root.
+///
+/// # Safety
+/// As for [`jump`], with the root as the target.
+#[inline(always)]
+unsafe fn jump_to_root(wire: Wire, ended: *const Header, save: *mut usize) -> Wire {
+    // SAFETY: per the caller; the root exists (see `jump`) and, not
+    // running, has its stack pointer in `ROOT_SP`.
+    let arrival = unsafe {
+        CURRENT.with(|c| c.set(std::ptr::null()));
+        (*ROOT_PTR.with(|r| r.get())).set_state(State::Running);
+        context::switch(wire, ended, save, ROOT_SP.with(|s| s.get()))
     };
+    // SAFETY: as in `arrive`.
+    unsafe { arrive(arrival) }
+}
+
+/// [`jump`] to `to`, a greenlet (not the root).
+///
+/// # Safety
+/// As for [`jump`], with a greenlet as the target.
+#[inline(always)]
+unsafe fn jump_to_greenlet(
+    to: *const Header,
+    wire: Wire,
+    ended: *const Header,
+    save: *mut usize,
+) -> Wire {
+    // SAFETY: per the caller, `to` is a live greenlet of this thread and
+    // not running, so its record holds the stack pointer it saved or was
+    // prepared with.
+    let arrival = unsafe {
+        CURRENT.with(|c| c.set(to));
+        (*to).set_state(State::Running);
+        context::switch(wire, ended, save, (*to).running().sp.get())
+    };
+    // SAFETY: as in `arrive`.
+    unsafe { arrive(arrival) }
+}
+
+/// What a context does as it is switched back to: release the greenlet
+/// that ended, if the switch was its last.
+///
+/// # Safety
+/// `arrival` is what `context::switch` returned, on this thread.
+#[inline(always)]
+unsafe fn arrive(arrival: context::Arrival) -> Wire {
     if !arrival.ended.is_null() {
         // SAFETY: a greenlet of this thread made its last switch to us.
         unsafe { release_ended(arrival.ended) };

@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use crate::greenlet::GreenletExit;
 use crate::greenlet::header::{Header, HeaderRef, INTERRUPT_KILL, Kind, Msg, Recv, Running, State};
-use crate::greenlet::switch::{current_ptr, switch_to};
+use crate::greenlet::switch::{current_ptr, hand_over, suspend_to_root};
 
 use super::deadlock::{LOOP_EXIT, ThreadParker};
 use super::timer::Action;
@@ -363,8 +363,9 @@ unsafe fn suspend_to(g: *const Header, next: Option<Next>) {
         let msg = match next.map(Next::target) {
             // Woken already (or the only one to yield to): go on.
             Some((n, _)) if std::ptr::eq(n, g) => Msg::Wake,
-            Some((n, msg)) => switch_to(n, msg),
-            None => switch_to(std::ptr::null(), Msg::Value),
+            // A queued greenlet, never the root.
+            Some((n, msg)) => hand_over(g, n, msg),
+            None => suspend_to_root(g, Msg::Value),
         };
         debug_assert!(matches!(msg, Msg::Wake));
         // `Recv` stays `Parked` while we run: it is only read while a
