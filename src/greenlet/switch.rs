@@ -140,42 +140,25 @@ unsafe fn switch_from_greenlet(cur: *const Header, to: *const Header, wire: Wire
 }
 
 /// Suspends the running greenlet `cur` (not the root), switching to the
-/// greenlet `to` (not the root either) with `msg`: the hub's hand-over from
-/// one greenlet to the next, which never needs to tell the root apart.
+/// greenlet `to`, or to the thread's root if `to` is null, with `msg`: the
+/// hub's hand-over from one greenlet to the next, whose target is never the
+/// root's own pointer, so it is told apart by a null check alone.
 ///
 /// # Safety
 /// As for [`switch_from`]; `cur` is the running greenlet and has its record;
-/// `to` is not the root.
+/// `to` is null or a greenlet other than the root.
 #[inline(always)]
 pub(crate) unsafe fn hand_over(cur: *const Header, to: *const Header, msg: Msg) -> Msg {
+    let wire = msg.into_wire();
     // SAFETY: per the caller.
     let back = unsafe {
         (*cur).set_state(State::Suspended);
-        jump_to_greenlet(
-            to,
-            msg.into_wire(),
-            std::ptr::null(),
-            (*cur).running().sp.as_ptr(),
-        )
-    };
-    Msg::from_wire(back)
-}
-
-/// Suspends the running greenlet `cur` (not the root), switching to the
-/// thread's root with `msg`.
-///
-/// # Safety
-/// As for [`hand_over`], with the root as the target.
-#[inline(always)]
-pub(crate) unsafe fn suspend_to_root(cur: *const Header, msg: Msg) -> Msg {
-    // SAFETY: per the caller.
-    let back = unsafe {
-        (*cur).set_state(State::Suspended);
-        jump_to_root(
-            msg.into_wire(),
-            std::ptr::null(),
-            (*cur).running().sp.as_ptr(),
-        )
+        let save = (*cur).running().sp.as_ptr();
+        if to.is_null() {
+            jump_to_root(wire, std::ptr::null(), save)
+        } else {
+            jump_to_greenlet(to, wire, std::ptr::null(), save)
+        }
     };
     Msg::from_wire(back)
 }

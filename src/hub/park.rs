@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use crate::greenlet::GreenletExit;
 use crate::greenlet::header::{Header, HeaderRef, INTERRUPT_KILL, Kind, Msg, Recv, Running, State};
-use crate::greenlet::switch::{current_ptr, hand_over, suspend_to_root};
+use crate::greenlet::switch::{current_ptr, hand_over};
 
 use super::deadlock::{LOOP_EXIT, ThreadParker};
 use super::timer::Action;
@@ -365,7 +365,7 @@ unsafe fn suspend_to(g: *const Header, next: Option<Next>) {
             Some((n, _)) if std::ptr::eq(n, g) => Msg::Wake,
             // A queued greenlet, never the root.
             Some((n, msg)) => hand_over(g, n, msg),
-            None => suspend_to_root(g, Msg::Value),
+            None => hand_over(g, std::ptr::null(), Msg::Value),
         };
         debug_assert!(matches!(msg, Msg::Wake));
         // `Recv` stays `Parked` while we run: it is only read while a
