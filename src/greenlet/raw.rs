@@ -392,7 +392,7 @@ unsafe fn switch_from_and_receive<V: 'static>(
         return Ok(v);
     }
     match Msg::from_wire(wire) {
-        Msg::Value => unreachable!("a value was delivered"),
+        Msg::Value => unreachable!("a `Value` message comes with its value written"),
         Msg::Unwind(p) => resume_unwind(p),
         Msg::Exited => Err(SwitchError::Exited),
         Msg::Wake => unreachable!("a switching greenlet is never woken by the hub"),
