@@ -65,6 +65,36 @@ fn yield_now_lets_every_other_runnable_greenlet_run_first() {
 }
 
 #[test]
+fn spawned_greenlets_start_in_spawn_order_around_local_ones_and_yields() {
+    guard(|| {
+        let log = Builder::new().workers(1).run(|| {
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let note = |name: String| {
+                let l = log.clone();
+                move || l.lock().unwrap().push(name)
+            };
+            let mut gs = Vec::new();
+            for i in 0..3 {
+                gs.push(greenlet::spawn(note(format!("s{i}"))));
+            }
+            gs.push(greenlet::spawn_local(note("local".into())));
+            for i in 3..6 {
+                gs.push(greenlet::spawn(note(format!("s{i}"))));
+            }
+            greenlet::yield_now();
+            log.lock().unwrap().push("main".into());
+            gs.push(greenlet::spawn(note("s6".into())));
+            greenlet::joinall(&gs);
+            log.lock().unwrap().clone()
+        });
+        assert_eq!(
+            log,
+            ["s0", "s1", "s2", "local", "s3", "s4", "s5", "main", "s6"]
+        );
+    });
+}
+
+#[test]
 fn yield_now_alternates_two_greenlets() {
     guard(|| {
         let log = Builder::new().workers(1).run(|| {

@@ -26,8 +26,11 @@
 //!   ping-pong then costs no queue round trip). It gives way to `ready`
 //!   after a few turns so nothing starves.
 //! - `fresh`: new work in spawn order: `Start` entries are `spawn_local`
-//!   greenlets, `Stealable` entries are place-holders for greenlets in the
-//!   work-stealing deque, and `Run` entries are greenlets that called
+//!   greenlets, `Stealable(n)` entries stand for `n` greenlets spawned in a
+//!   row into the work-stealing deque (one entry, counted up, rather than
+//!   one per spawn: a burst of spawns whose greenlets other workers steal
+//!   would otherwise leave as many entries to write now and find empty
+//!   later), and `Run` entries are greenlets that called
 //!   `yield_now`, which so go behind everything runnable now. Woken
 //!   greenlets come first, so a wake-up is not stuck behind a burst of
 //!   spawns (the cause of a long timer-lateness tail), but `fresh` gets every
@@ -243,8 +246,9 @@ pub(crate) enum Entry {
     Run(NonNull<Header>),
     /// Start a greenlet that must stay on this worker.
     Start(HeaderRef),
-    /// Start the next greenlet of the stealable deque, if any is left.
-    Stealable,
+    /// Start the next greenlet of the stealable deque, if any is left, and
+    /// this many less one after it (before anything else of `fresh`).
+    Stealable(u32),
 }
 
 /// The parts of a worker that are made on the builder thread and moved in.
@@ -430,7 +434,17 @@ impl Driver {
             return;
         }
         self.deque.push(task);
-        self.fresh.push_back(Entry::Stealable);
+        match self.fresh.pop_back() {
+            Some(Entry::Stealable(n)) if n < u32::MAX => {
+                self.fresh.push_back(Entry::Stealable(n + 1));
+            }
+            last => {
+                if let Some(e) = last {
+                    self.fresh.push_back(e);
+                }
+                self.fresh.push_back(Entry::Stealable(1));
+            }
+        }
         self.rt.notify_idle();
     }
 
@@ -504,9 +518,8 @@ impl Driver {
         match e {
             Entry::Run(g) => Some(Next::Resume(g)),
             Entry::Start(task) if ending => self.begin(task).map(Next::Start),
-            Entry::Stealable if ending => self
-                .deque
-                .pop()
+            Entry::Stealable(n) if ending => self
+                .pop_stealable(n)
                 .and_then(|t| self.begin(t))
                 .map(Next::Start),
             e => {
@@ -556,12 +569,24 @@ impl Driver {
                 self.stray(msg);
             }
             Entry::Start(task) => self.start(task),
-            Entry::Stealable => {
-                if let Some(task) = self.deque.pop() {
+            Entry::Stealable(n) => {
+                if let Some(task) = self.pop_stealable(n) {
                     self.start(task);
                 }
             }
         }
+    }
+
+    /// Takes the next unstarted greenlet of the deque for an entry standing
+    /// for `n` of them, putting the rest of the entry back in front. With
+    /// the deque empty, the rest were all stolen: the entry goes.
+    #[inline(always)]
+    fn pop_stealable(&self, n: u32) -> Option<HeaderRef> {
+        let task = self.deque.pop()?;
+        if n > 1 {
+            self.fresh.push_front(Entry::Stealable(n - 1));
+        }
+        Some(task)
     }
 
     /// Starts an unstarted greenlet on this worker and runs it.
@@ -905,7 +930,7 @@ impl Driver {
             match e {
                 Entry::Start(task) => crate::spawn::cancel(task),
                 Entry::Run(g) => self.ready.push_back(g),
-                Entry::Stealable => {}
+                Entry::Stealable(_) => {}
             }
         }
         let pending = self.timers.borrow_mut().drain();

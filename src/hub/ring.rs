@@ -80,6 +80,35 @@ impl<T> Ring<T> {
         Some(unsafe { (*buf.as_ptr().add(head & (buf.len() - 1))).assume_init_read() })
     }
 
+    /// Puts `value` first, to come out next.
+    #[inline(always)]
+    pub(crate) fn push_front(&self, value: T) {
+        if self.len() == self.capacity() {
+            self.grow();
+        }
+        // SAFETY: as in `capacity`.
+        let buf = unsafe { &mut *self.buf.get() };
+        let head = self.head.get().wrapping_sub(1);
+        // SAFETY: as in `push_back`: the masked index is inside the buffer
+        // and the slot before the first value is free (not full).
+        unsafe { (*buf.as_mut_ptr().add(head & (buf.len() - 1))).write(value) };
+        self.head.set(head);
+    }
+
+    /// Takes the last value out.
+    #[inline(always)]
+    pub(crate) fn pop_back(&self) -> Option<T> {
+        if self.is_empty() {
+            return None;
+        }
+        // SAFETY: as in `capacity`.
+        let buf = unsafe { &*self.buf.get() };
+        let tail = self.tail.get().wrapping_sub(1);
+        self.tail.set(tail);
+        // SAFETY: as in `pop_front`, for the last value.
+        Some(unsafe { (*buf.as_ptr().add(tail & (buf.len() - 1))).assume_init_read() })
+    }
+
     /// Doubles the buffer, keeping the order.
     #[cold]
     #[inline(never)]
@@ -137,6 +166,25 @@ mod tests {
             next_out += 1;
         }
         assert_eq!(next_out, next_in);
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn both_ends_work_as_a_deque() {
+        let r = Ring::new();
+        // Pushed in front of an empty buffer, then around the wrap point.
+        for i in 0..40 {
+            r.push_front(i);
+            r.push_back(100 + i);
+        }
+        assert_eq!(r.len(), 80);
+        for i in (0..40).rev() {
+            assert_eq!(r.pop_front(), Some(i));
+        }
+        for i in (0..40).rev() {
+            assert_eq!(r.pop_back(), Some(100 + i));
+        }
+        assert_eq!(r.pop_back(), None);
         assert!(r.is_empty());
     }
 
