@@ -94,6 +94,10 @@ impl Unparker {
 /// (a drop guard does it when the wait unwinds), and it holds itself alive
 /// while it runs. So the waiter may only be used under that lock, while
 /// listed: [`Waiter::notify`] is the one way out.
+///
+/// Under `cfg(loom)` the wait lists use the facade's own `Waiter` and
+/// `Wake` (`crate::loom`), so these go unused there.
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) enum Waiter {
     Greenlet(NonNull<Header>),
     Thread(std::sync::Arc<ThreadParker>),
@@ -105,6 +109,7 @@ pub(crate) enum Waiter {
 // atomics or immutable; the thread variant is an `Arc` of a `Sync` parker.
 unsafe impl Send for Waiter {}
 
+#[cfg_attr(loom, allow(dead_code))]
 impl Waiter {
     /// The running greenlet if it runs on a hub, else this thread.
     #[inline]
@@ -157,8 +162,10 @@ impl Waiter {
 
 /// A notified waiter still to wake, once the wait list's lock is released
 /// (nobody, if it was woken under the lock).
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) struct Wake(Option<Unparker>);
 
+#[cfg_attr(loom, allow(dead_code))]
 impl Wake {
     #[inline(always)]
     pub(crate) fn unpark(self) {
