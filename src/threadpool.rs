@@ -171,7 +171,8 @@ where
 {
     Driver::with_runtime(|rt| {
         let job = GreenletBuilder::new().name("blocking-job").job(rt, f);
-        rt.blocking.submit(job.header().clone());
+        // SAFETY: the cell was just made, here; nothing else refers to it.
+        rt.blocking.submit(unsafe { job.header().clone_unshared() });
         job
     })
 }

@@ -208,12 +208,6 @@ impl ValueType {
         ValueType(&InfoOf::<V>::INFO)
     }
 
-    /// Whether it is `V`, by type id: the constant `of::<V>` points at may
-    /// have copies in several codegen units (see `Header::value_slot`).
-    pub(crate) fn is<V: 'static>(self) -> bool {
-        self.0.id == TypeId::of::<V>()
-    }
-
     /// The type's name, for errors.
     pub(crate) fn name(self) -> &'static str {
         (self.0.name)()

@@ -312,20 +312,15 @@ unsafe fn live_parent(g: &Header) -> *const Header {
 unsafe fn write_value<V: 'static>(to: *const Header, v: V) -> Result<(), (SwitchError, V)> {
     // SAFETY: per the caller.
     if let Some(slot) = unsafe { (*to).value_slot::<V>() } {
-        // SAFETY: as below.
+        // SAFETY: the slot is an `Option<V>` (its type id says so) on the
+        // suspended target's stack or in its cell, alive until it resumes,
+        // which happens only after this write.
         unsafe { *slot.cast::<Option<V>>() = Some(v) };
         return Ok(());
     }
+    // It does not wait for a `V`: say what it waits for instead.
     // SAFETY: per the caller.
-    let (recv, slot) = unsafe { (*to).recv() };
-    match recv {
-        Recv::Value(ty) if ty.is::<V>() => {
-            // SAFETY: the slot is an `Option<V>` (its type id says so) on the
-            // suspended target's stack or in its cell, alive until it
-            // resumes, which happens only after this write.
-            unsafe { *slot.cast::<Option<V>>() = Some(v) };
-            Ok(())
-        }
+    match unsafe { (*to).recv() }.0 {
         Recv::Value(ty) => Err((
             SwitchError::TypeMismatch {
                 expected: ty.name(),

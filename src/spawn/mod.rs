@@ -198,15 +198,15 @@ impl GreenletBuilder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let Some(rt) = Driver::with(|d| d.rt.clone()) else {
-            return Err(SpawnError::NotOnHub);
-        };
-        let g = self.new_cell(&rt, true, f)?;
-        g.header().bind_to_current_thread();
-        // SAFETY: the cell was just made, here; nothing else refers to it.
-        let task = unsafe { g.header().clone_unshared() };
-        Driver::with(move |d| d.spawn_local(task));
-        Ok(g)
+        Driver::with(|d| {
+            let g = self.new_cell(&d.rt, true, f)?;
+            g.header().bind_to_current_thread();
+            // SAFETY: the cell was just made, here; nothing else refers to
+            // it.
+            d.spawn_local(unsafe { g.header().clone_unshared() });
+            Ok(g)
+        })
+        .unwrap_or(Err(SpawnError::NotOnHub))
     }
 
     /// Spawns `f` to start after `delay`. Killed before then, it never runs.
