@@ -248,7 +248,7 @@ pub(crate) enum Entry {
     Start(HeaderRef),
     /// Start the next greenlet of the stealable deque, if any is left, and
     /// this many less one after it (before anything else of `fresh`).
-    Stealable(u32),
+    Stealable(usize),
 }
 
 /// The parts of a worker that are made on the builder thread and moved in.
@@ -435,7 +435,7 @@ impl Driver {
         }
         self.deque.push(task);
         match self.fresh.pop_back() {
-            Some(Entry::Stealable(n)) if n < u32::MAX => {
+            Some(Entry::Stealable(n)) if n < usize::MAX => {
                 self.fresh.push_back(Entry::Stealable(n + 1));
             }
             last => {
@@ -581,7 +581,7 @@ impl Driver {
     /// for `n` of them, putting the rest of the entry back in front. With
     /// the deque empty, the rest were all stolen: the entry goes.
     #[inline(always)]
-    fn pop_stealable(&self, n: u32) -> Option<HeaderRef> {
+    fn pop_stealable(&self, n: usize) -> Option<HeaderRef> {
         let task = self.deque.pop()?;
         if n > 1 {
             self.fresh.push_front(Entry::Stealable(n - 1));

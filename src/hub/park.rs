@@ -456,12 +456,19 @@ impl Drop for ParkedRaw<'_> {
 pub(crate) struct CancelTimer(pub(crate) Option<super::timer::TimerKey>);
 
 impl Drop for CancelTimer {
+    /// Most parks set no timer: that case is a test, inlined.
+    #[inline(always)]
     fn drop(&mut self) {
         if let Some(key) = self.0 {
-            let action = Driver::with(|d| d.timers.borrow_mut().cancel(key)).flatten();
-            drop(action);
+            cancel_timer(key);
         }
     }
+}
+
+#[inline(never)]
+fn cancel_timer(key: super::timer::TimerKey) {
+    let action = Driver::with(|d| d.timers.borrow_mut().cancel(key)).flatten();
+    drop(action);
 }
 
 /// Lets every other runnable greenlet of this hub run, then continues.
