@@ -435,3 +435,72 @@ fn a_closure_too_large_for_its_stack_is_an_error() {
         assert!(g.is_dead());
     });
 }
+
+#[test]
+fn a_panic_reaching_an_unstarted_parent_ends_it_unrun() {
+    guard(|| {
+        let ran = Rc::new(Cell::new(false));
+        let r = ran.clone();
+        let parent = RawGreenlet::new(move |()| r.set(true));
+        let child = RawBuilder::new()
+            .parent(&parent)
+            .build(|()| panic!("child failure"))
+            .unwrap();
+        // The panic goes to `parent`, which has not started: it ends at
+        // once and passes the panic on to its own parent, main.
+        let err = catch_unwind(AssertUnwindSafe(|| child.switch(()))).unwrap_err();
+        assert_eq!(panic_text(&*err), "child failure");
+        assert!(child.is_dead() && parent.is_dead());
+        assert!(!ran.get());
+    });
+}
+
+#[test]
+fn an_exit_reaching_an_unstarted_parent_ends_it_unrun() {
+    guard(|| {
+        let ran = Rc::new(Cell::new(false));
+        let r = ran.clone();
+        let parent = RawGreenlet::new(move |()| r.set(true));
+        let child = RawBuilder::new()
+            .parent(&parent)
+            .build(|()| unreachable!("thrown into before it starts"))
+            .unwrap();
+        // The exit of the unstarted child goes to `parent`, which ends at
+        // once, as a normal end: main gets nothing back.
+        assert_eq!(child.throw(), None);
+        assert!(child.is_dead() && parent.is_dead());
+        assert!(!ran.get());
+    });
+}
+
+#[test]
+fn large_and_owning_values_cross_switches_once() {
+    // A value is sent by address and moved out by the receiver: each must
+    // arrive intact and be dropped exactly once, whatever its size.
+    type Big = ([u64; 32], Rc<()>);
+    guard(|| {
+        let token = Rc::new(());
+        let main = RawGreenlet::<Big>::current();
+        let g = RawGreenlet::new(move |mut v: Big| {
+            for _ in 0..100 {
+                v.0[0] += 1;
+                v = main.switch(v);
+            }
+            v
+        });
+        let mut v: Big = ([7; 32], token.clone());
+        for i in 0..100u64 {
+            v = g.switch(v);
+            assert_eq!(v.0[0], 8 + i);
+            assert_eq!(v.0[31], 7);
+            assert_eq!(Rc::strong_count(&token), 2, "one value alive");
+        }
+        // The last switch starts the return: the value comes back as the
+        // greenlet's result.
+        let back = g.switch(v);
+        assert!(g.is_dead());
+        assert_eq!(back.0[0], 107);
+        drop(back);
+        assert_eq!(Rc::strong_count(&token), 1, "nothing leaked");
+    });
+}

@@ -20,10 +20,10 @@
 //! loop's switch, the hub's), where a `ret` to another stack's address would
 //! be mispredicted every time by the return-stack predictor.
 //!
-//! Two words cross every switch, in registers: the message ([`Wire`]) and
-//! the greenlet that has just ended, if any. A greenlet cannot free the
-//! stack it runs on, so an ending greenlet's last switch names itself and
-//! the context that receives it releases it (`switch::release_ended`).
+//! Two words cross every switch, in registers: the message ([`Wire`], which
+//! also names the greenlet whose last switch this is, if any: see
+//! `switch::settle`) and the address of the value sent, if any (see
+//! `raw::try_switch`).
 //!
 //! A new context is a stack prepared by [`prepare`] so that the first switch
 //! into it calls the entry function with the two words. Its return address
@@ -37,17 +37,17 @@
 
 use std::arch::{asm, naked_asm};
 
-use super::header::{Header, Wire};
+use super::header::Wire;
 
-/// What a context finds when it is switched to: the message, and the
-/// greenlet whose last switch this was (null if none).
+/// What a context finds when it is switched to: the message, and where the
+/// value sent with it is (null or dangling if none).
 pub(crate) struct Arrival {
     pub(crate) wire: Wire,
-    pub(crate) ended: *const Header,
+    pub(crate) val: *mut (),
 }
 
 /// Saves the running context's stack pointer in `*save` and continues the
-/// context whose saved stack pointer is `to`, handing it `wire` and `ended`.
+/// context whose saved stack pointer is `to`, handing it `wire` and `val`.
 /// Returns when some context switches back to the saved one.
 ///
 /// # Safety
@@ -55,13 +55,8 @@ pub(crate) struct Arrival {
 /// (stored by a `switch`, or made by [`prepare`]), not resumed since.
 /// `save` stays valid until the saved context is resumed.
 #[inline(always)]
-pub(crate) unsafe fn switch(
-    wire: Wire,
-    ended: *const Header,
-    save: *mut usize,
-    to: usize,
-) -> Arrival {
-    let (wire_out, ended_out): (usize, usize);
+pub(crate) unsafe fn switch(wire: Wire, val: *mut (), save: *mut usize, to: usize) -> Arrival {
+    let (wire_out, val_out): (usize, *mut ());
     // SAFETY: per the caller. Every register but rbx, rbp and rsp is
     // declared clobbered; rbx and rbp are pushed and popped here, and rsp is
     // back at its value when the context is resumed at `2:`. The resumer
@@ -79,7 +74,7 @@ pub(crate) unsafe fn switch(
             "pop rbx",
             "pop rbp",
             inout("rdi") wire.0 => wire_out,
-            inout("rsi") ended as usize => ended_out,
+            inout("rsi") val => val_out,
             inout("rdx") save => _,
             inout("rcx") to => _,
             lateout("r12") _,
@@ -91,7 +86,7 @@ pub(crate) unsafe fn switch(
     };
     Arrival {
         wire: Wire(wire_out),
-        ended: ended_out as *const Header,
+        val: val_out,
     }
 }
 
@@ -107,16 +102,13 @@ unsafe extern "C" fn first_resume() {
 }
 
 /// Prepares a stack whose top (16-aligned) is `top` so that the first
-/// [`switch`] to the returned stack pointer calls `entry(wire, ended)`, on
+/// [`switch`] to the returned stack pointer calls `entry(wire, val)`, on
 /// this stack, with a null return address.
 ///
 /// # Safety
 /// `top` is 16-aligned and the three words below it are the caller's,
 /// unused.
-pub(crate) unsafe fn prepare(
-    top: usize,
-    entry: unsafe extern "C" fn(Wire, *const Header) -> !,
-) -> usize {
+pub(crate) unsafe fn prepare(top: usize, entry: unsafe extern "C" fn(Wire, *mut ()) -> !) -> usize {
     debug_assert_eq!(top % 16, 0);
     // A function is entered with its return address at the stack pointer,
     // 8 below a 16-byte boundary: here a null one, in the top word.

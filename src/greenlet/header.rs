@@ -26,26 +26,28 @@
 //!
 //! # States
 //!
-//! `state` (local) is the switching state: `Unstarted`, `Running` (it is the
-//! current greenlet of its thread), `Suspended` (inside a switch, waiting to
-//! be resumed) or `Dead`. `park` (shared) is the hub's view, see
+//! `state` (local) is the switching state: `Unstarted`, `Started` (it runs
+//! if it is the current greenlet of its thread, else it is inside a switch,
+//! waiting to be resumed) or `Dead`. `park` (shared) is the hub's view, see
 //! `hub::park`. `life` (shared) is the spawned greenlet's lifecycle, see
 //! `spawn`.
 
 use std::any::TypeId;
 use std::cell::{Cell, UnsafeCell};
+use std::convert::Infallible;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
+use super::context::Arrival;
 use crate::stack::Stack;
 
 /// A panic payload, as `catch_unwind` gives it.
 pub(crate) type Payload = Box<dyn std::any::Any + Send + 'static>;
 
-/// A [`Msg`] or a [`Req`] as it crosses a stack switch: one machine word,
-/// passed in a register. A `Req` is the target pointer
-/// (headers are 8-aligned) with the message's tag in the low bits; a panic
-/// payload waits in the thread's `MAILBOX` meanwhile.
+/// A [`Msg`] as it crosses a stack switch: one machine word, passed in a
+/// register: the message's tag in the low bits, and above them the address
+/// of the greenlet whose last switch this is, if it is one (headers are
+/// 8-aligned). A panic payload waits in the thread's `MAILBOX` meanwhile.
 #[derive(Clone, Copy)]
 #[repr(transparent)]
 pub(crate) struct Wire(pub(super) usize);
@@ -61,16 +63,41 @@ thread_local! {
 }
 
 impl Wire {
-    /// True unless it carries a panic payload.
+    /// `msg`, sent by the greenlet `ended` as its last switch.
     #[inline(always)]
-    pub(crate) fn is_plain(self) -> bool {
-        self.0 & TAG_MASK != TAG_UNWIND
+    pub(crate) fn last(msg: Msg, ended: *const Header) -> Wire {
+        debug_assert_eq!(ended as usize & TAG_MASK, 0);
+        Wire(ended as usize | msg.tag())
     }
 
-    /// Whether it is `Msg::Value` (a message alone, not a `Req`).
+    /// Whether it is `Msg::Value`, from a greenlet that goes on.
     #[inline(always)]
     pub(crate) fn is_value(self) -> bool {
         self.0 == TAG_VALUE
+    }
+
+    /// Whether it is `Msg::Wake`, from a greenlet that goes on.
+    #[inline(always)]
+    pub(crate) fn is_wake(self) -> bool {
+        self.0 == TAG_WAKE
+    }
+
+    /// Whether it is `Msg::Value` (from any greenlet).
+    #[inline(always)]
+    pub(crate) fn carries_value(self) -> bool {
+        self.0 & TAG_MASK == TAG_VALUE
+    }
+
+    /// The greenlet whose last switch this is, or null.
+    #[inline(always)]
+    pub(crate) fn ended(self) -> *const Header {
+        (self.0 & !TAG_MASK) as *const Header
+    }
+
+    /// The message, taking its payload out of the mailbox.
+    #[inline(always)]
+    pub(crate) fn msg(self) -> Msg {
+        Msg::from_tag(self.0 & TAG_MASK)
     }
 }
 
@@ -107,33 +134,12 @@ impl Msg {
     pub(crate) fn into_wire(self) -> Wire {
         Wire(self.tag())
     }
-
-    #[inline(always)]
-    pub(crate) fn from_wire(w: Wire) -> Msg {
-        Msg::from_tag(w.0)
-    }
-}
-
-impl Req {
-    #[inline(always)]
-    pub(crate) fn into_wire(self) -> Wire {
-        debug_assert_eq!(self.to as usize & TAG_MASK, 0);
-        Wire(self.to as usize | self.msg.tag())
-    }
-
-    #[inline(always)]
-    pub(crate) fn from_wire(w: Wire) -> Req {
-        Req {
-            to: (w.0 & !TAG_MASK) as *const Header,
-            msg: Msg::from_tag(w.0 & TAG_MASK),
-        }
-    }
 }
 
 /// What a greenlet finds when it is resumed.
 pub(crate) enum Msg {
-    /// A value was written into the receiver's slot (or there was none to
-    /// write: the first resume of a spawned greenlet).
+    /// A value was sent, at the address that crossed the switch with the
+    /// message (or none was: the first resume of a spawned greenlet).
     Value,
     /// The hub resumed a parked greenlet.
     Wake,
@@ -143,24 +149,13 @@ pub(crate) enum Msg {
     Exited,
 }
 
-/// Where a suspending or finishing greenlet wants control to go.
-///
-/// A finishing greenlet also leaves behind its own reference, which kept it
-/// alive while it ran: it forgets it, and whoever it switches to last
-/// releases it, with its stack.
-pub(crate) struct Req {
-    /// The greenlet to resume next; null, or the root's own pointer, means
-    /// the thread's root (the hub on a worker, the main greenlet elsewhere).
-    pub(crate) to: *const Header,
-    pub(crate) msg: Msg,
-}
-
-/// The switching state of a greenlet, seen from its own thread.
+/// The switching state of a greenlet, seen from its own thread. A started
+/// greenlet runs if it is its thread's current one, else it is suspended
+/// (inside a switch, waiting to be resumed).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum State {
     Unstarted,
-    Running,
-    Suspended,
+    Started,
     Dead,
 }
 
@@ -171,20 +166,17 @@ pub(crate) enum Recv {
     /// Nothing can be delivered to it (it is dead, or the root of a worker
     /// thread).
     Nothing,
-    /// A value of this type, written at `recv_slot` (an `Option<T>`).
+    /// A value of this type, sent by address with the switch.
     Value(ValueType),
     /// A wake-up from the hub: only the hub may resume it.
     Parked,
 }
 
-/// `Header::recv` when nothing can be delivered.
-const RECV_NOTHING: usize = 0;
-/// `Header::recv` when only the hub may resume it (no `TypeInfo` is at this
-/// address: they are aligned to 8).
-const RECV_PARKED: usize = 1;
-
 /// The type a greenlet waits to receive, in one word: a pointer to a
-/// constant describing it.
+/// constant describing it. `Recv::Nothing` and `Recv::Parked` are the
+/// addresses of two statics of their own, with type ids no value has, so
+/// that checking for a type reads the word and the type id behind it and
+/// nothing else.
 #[derive(Clone, Copy)]
 pub(crate) struct ValueType(&'static TypeInfo);
 
@@ -194,6 +186,20 @@ pub(crate) struct TypeInfo {
 }
 
 struct InfoOf<V>(std::marker::PhantomData<V>);
+
+/// The type behind `Recv::Nothing` (private: no value of it is ever sent).
+struct NothingMarker;
+/// The type behind `Recv::Parked`.
+struct ParkedMarker;
+
+static RECV_NOTHING: TypeInfo = TypeInfo {
+    id: TypeId::of::<NothingMarker>(),
+    name: std::any::type_name::<NothingMarker>,
+};
+static RECV_PARKED: TypeInfo = TypeInfo {
+    id: TypeId::of::<ParkedMarker>(),
+    name: std::any::type_name::<ParkedMarker>,
+};
 
 impl<V: 'static> InfoOf<V> {
     const INFO: TypeInfo = TypeInfo {
@@ -277,11 +283,12 @@ pub(crate) struct Header {
     run: Cell<*mut Running>,
     parent: UnsafeCell<Option<HeaderRef>>,
     state: Cell<State>,
-    /// `Recv` in one word: [`RECV_NOTHING`], [`RECV_PARKED`], or the
-    /// address of the `TypeInfo` of a `Recv::Value`.
-    recv: Cell<usize>,
-    /// Where a `Recv::Value` is written (stale unless `recv` is a type).
-    recv_slot: Cell<*mut ()>,
+    /// `Recv` in one word: the address of [`RECV_NOTHING`],
+    /// [`RECV_PARKED`], or the `TypeInfo` of a `Recv::Value`.
+    recv: Cell<*const TypeInfo>,
+    /// The saved stack pointer while it does not run (and has a stack: the
+    /// root's is the thread's).
+    pub(crate) sp: Cell<usize>,
     /// Count of `RawGreenlet` handles (the last one kills a suspended greenlet).
     raw_handles: Cell<u32>,
     /// The main greenlet of a `run` (deadlock detection watches it).
@@ -296,19 +303,19 @@ pub(crate) struct Header {
 /// until its last handle goes, is smaller (fewer cache lines to write at a
 /// spawn and to read at a join).
 ///
-/// The hub reaches into it while the greenlet is suspended (to resume the
-/// coroutine, to flag a fired timeout, to fix a live-list index), but only
+/// The hub reaches into it while the greenlet is suspended (to flag a fired
+/// timeout, to fix a live-list index), but only
 /// through the header's `run` pointer: nothing else points into a stack, as
 /// DESIGN.md §7 asks, and a copying-stack mode could move the record off the
-/// stack (and repoint `run`) before copying the stack out.
+/// stack (and repoint `run`) before copying the stack out. (The saved stack
+/// pointer is in the header, where a switch finds it in one load; such a
+/// mode would rebase it too.)
 ///
 /// Owner thread only, like the header's local fields.
 pub(crate) struct Running {
     /// The stack this record is at the top of (given back to the pool when
     /// the record is dropped).
     stack: Stack,
-    /// The saved stack pointer while the greenlet is not running.
-    pub(crate) sp: Cell<usize>,
     /// The body, on the stack below the record, until the first switch
     /// into the greenlet moves it out.
     body: Cell<Option<Body>>,
@@ -433,8 +440,8 @@ impl Header {
             run: Cell::new(std::ptr::null_mut()),
             parent: UnsafeCell::new(None),
             state: Cell::new(State::Unstarted),
-            recv: Cell::new(RECV_NOTHING),
-            recv_slot: Cell::new(std::ptr::null_mut()),
+            recv: Cell::new(&RECV_NOTHING),
+            sp: Cell::new(0),
             raw_handles: Cell::new(0),
             is_main: Cell::new(false),
         }
@@ -489,52 +496,47 @@ impl Header {
         self.state.set(s)
     }
 
-    /// What it waits to receive, and where a value goes (meaningful for
-    /// `Recv::Value` only).
+    /// What it waits to receive.
     ///
     /// # Safety
     /// See the contract above.
     #[inline(always)]
-    pub(crate) unsafe fn recv(&self) -> (Recv, *mut ()) {
-        let recv = match self.recv.get() {
-            RECV_NOTHING => Recv::Nothing,
-            RECV_PARKED => Recv::Parked,
-            // SAFETY: any other word is the address of a `TypeInfo` constant
+    pub(crate) unsafe fn recv(&self) -> Recv {
+        let info = self.recv.get();
+        if std::ptr::eq(info, &RECV_NOTHING) {
+            Recv::Nothing
+        } else if std::ptr::eq(info, &RECV_PARKED) {
+            Recv::Parked
+        } else {
+            // SAFETY: any other address is that of a `TypeInfo` constant
             // stored by `set_recv`.
-            info => Recv::Value(ValueType(unsafe { &*(info as *const TypeInfo) })),
-        };
-        (recv, self.recv_slot.get())
-    }
-
-    /// Where a `V` sent to it goes, if it waits for a `V` (`None` says
-    /// nothing more: [`recv`](Self::recv) tells what it waits for).
-    ///
-    /// # Safety
-    /// See the contract above.
-    #[inline(always)]
-    pub(crate) unsafe fn value_slot<V: 'static>(&self) -> Option<*mut ()> {
-        let w = self.recv.get();
-        // SAFETY: any word but the two markers is the address of a
-        // `TypeInfo` constant stored by `set_recv`.
-        (w > RECV_PARKED && unsafe { (*(w as *const TypeInfo)).id } == TypeId::of::<V>())
-            .then(|| self.recv_slot.get())
-    }
-
-    /// Sets what it waits to receive; `slot` is where a `Recv::Value` is
-    /// to be written (ignored otherwise).
-    ///
-    /// # Safety
-    /// See the contract above.
-    #[inline(always)]
-    pub(crate) unsafe fn set_recv(&self, recv: Recv, slot: *mut ()) {
-        match recv {
-            Recv::Nothing => self.recv.set(RECV_NOTHING),
-            Recv::Parked => self.recv.set(RECV_PARKED),
-            Recv::Value(ty) => {
-                self.recv.set(std::ptr::from_ref(ty.0) as usize);
-                self.recv_slot.set(slot);
-            }
+            Recv::Value(ValueType(unsafe { &*info }))
         }
+    }
+
+    /// Whether it waits for a `V` (if not, [`recv`](Self::recv) tells what
+    /// it waits for).
+    ///
+    /// # Safety
+    /// See the contract above.
+    #[inline(always)]
+    pub(crate) unsafe fn waits_for<V: 'static>(&self) -> bool {
+        // SAFETY: `recv` is always the address of a `TypeInfo`: a static
+        // or a constant stored by `set_recv`.
+        unsafe { (*self.recv.get()).id == TypeId::of::<V>() }
+    }
+
+    /// Sets what it waits to receive.
+    ///
+    /// # Safety
+    /// See the contract above.
+    #[inline(always)]
+    pub(crate) unsafe fn set_recv(&self, recv: Recv) {
+        self.recv.set(match recv {
+            Recv::Nothing => &RECV_NOTHING,
+            Recv::Parked => &RECV_PARKED,
+            Recv::Value(ty) => ty.0,
+        })
     }
 
     /// Its record; the greenlet has a coroutine (it is started and not
@@ -590,7 +592,11 @@ impl Header {
     /// # Safety
     /// See the contract above; the greenlet has no coroutine yet.
     #[inline(always)]
-    pub(crate) unsafe fn set_coro<B: FnOnce(Wire) -> Wire + 'static>(&self, stack: Stack, body: B) {
+    pub(crate) unsafe fn set_coro<B: FnOnce(Arrival) -> Infallible + 'static>(
+        &self,
+        stack: Stack,
+        body: B,
+    ) {
         debug_assert!(self.run.get().is_null());
         let size = std::mem::size_of::<B>();
         let align = std::mem::align_of::<B>().max(16);
@@ -608,10 +614,10 @@ impl Header {
         // checked above. Nothing else uses this memory: the stack is ours.
         unsafe {
             (at as *mut B).write(body);
-            let sp = super::context::prepare(at, super::switch::enter::<B>);
+            self.sp
+                .set(super::context::prepare(at, super::switch::enter::<B>));
             r.write(Running {
                 stack,
-                sp: Cell::new(sp),
                 body: Cell::new(Some(Body {
                     at: at as *mut u8,
                     drop: drop_body::<B>,

@@ -6,7 +6,7 @@
 //! - `switch`: the running greenlet, the thread's root, and `switch_from`.
 //! - `raw`: the public `RawGreenlet` API.
 
-mod context;
+pub(crate) mod context;
 pub(crate) mod header;
 mod raw;
 pub(crate) mod switch;

@@ -15,14 +15,16 @@
 //! unrun and a suspended one is killed: `GreenletExit` is thrown into it,
 //! its destructors run, and control comes back to the dropper.
 
-use std::cell::UnsafeCell;
+use std::convert::Infallible;
 use std::fmt;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr::NonNull;
 
-use super::header::{Header, HeaderRef, Kind, Msg, Recv, Req, State, VTable, ValueType, Wire};
-use super::switch::{current_or_root, root_ptr, switch_from};
+use super::context::Arrival;
+use super::header::{Header, HeaderRef, Kind, Msg, Payload, Recv, State, VTable, ValueType};
+use super::switch::{current_or_root, finish, root_ptr, settle, switch_from};
 use crate::stack::{DEFAULT_STACK_SIZE, Stack, StackError, checked_size};
 
 /// The polite kill: thrown into a greenlet by [`RawGreenlet::throw`], by
@@ -113,29 +115,24 @@ pub struct RawGreenlet<V: 'static = ()> {
     _not_send: PhantomData<*const V>,
 }
 
-/// A cell for a raw greenlet: the header and the slot its first value lands
-/// in. The function itself lives in the coroutine's first frame.
+/// A cell for a raw greenlet: the header alone. The function lives in the
+/// coroutine's first frame; its first value comes with the first switch.
 #[repr(C)]
-struct RawCell<V> {
+struct RawCell {
     header: Header,
-    arg: UnsafeCell<Option<V>>,
 }
 
-struct RawVTable<V>(PhantomData<V>);
-
-impl<V: 'static> RawVTable<V> {
-    const VTABLE: VTable = VTable {
-        start: |_| unreachable!("raw greenlets make their coroutine up front"),
-        cancel: |_| {},
-        drop_func: |_| {},
-        run_here: |_| unreachable!("only spawned cells run here"),
-        dealloc: |p| {
-            // SAFETY: raw cells are made by `RawBuilder::build` with
-            // Box::into_raw, and this is the last reference.
-            drop(unsafe { Box::from_raw(p.as_ptr().cast::<RawCell<V>>()) })
-        },
-    };
-}
+static RAW_VTABLE: VTable = VTable {
+    start: |_| unreachable!("raw greenlets make their coroutine up front"),
+    cancel: |_| {},
+    drop_func: |_| {},
+    run_here: |_| unreachable!("only spawned cells run here"),
+    dealloc: |p| {
+        // SAFETY: raw cells are made by `RawBuilder::build` with
+        // Box::into_raw, and this is the last reference.
+        drop(unsafe { Box::from_raw(p.as_ptr().cast::<RawCell>()) })
+    },
+};
 
 /// Options for a new [`RawGreenlet`]: name, stack size, parent.
 pub struct RawBuilder {
@@ -199,9 +196,8 @@ impl RawBuilder {
             // SAFETY: the current greenlet is alive while it runs.
             None => unsafe { HeaderRef::clone_from_ptr(current_or_root()) },
         };
-        let cell = Box::new(RawCell::<V> {
-            header: Header::new(&RawVTable::<V>::VTABLE, Kind::Raw, self.name, size),
-            arg: UnsafeCell::new(None),
+        let cell = Box::new(RawCell {
+            header: Header::new(&RAW_VTABLE, Kind::Raw, self.name, size),
         });
         let ptr = NonNull::from(Box::leak(cell));
         // SAFETY: a fresh cell with one reference (the handle's), header at
@@ -213,13 +209,10 @@ impl RawBuilder {
         // SAFETY: a new greenlet, on its own thread, referenced by nobody
         // else yet.
         unsafe {
-            hdr.set_coro(stack, move |msg: Wire| {
-                raw_body::<V, F>(Msg::from_wire(msg), this, f)
+            hdr.set_coro(stack, move |first: Arrival| {
+                raw_body::<V, F>(first, this, f)
             });
-            hdr.set_recv(
-                Recv::Value(ValueType::of::<V>()),
-                (*ptr.as_ptr()).arg.get().cast(),
-            );
+            hdr.set_recv(Recv::Value(ValueType::of::<V>()));
             adopt(&parent);
             hdr.set_parent(Some(parent));
             hdr.raw_handles().set(1);
@@ -231,32 +224,61 @@ impl RawBuilder {
     }
 }
 
-/// The body every raw greenlet's coroutine runs.
-fn raw_body<V: 'static, F: FnOnce(V) -> V>(msg: Msg, this: HeaderRef, f: F) -> Wire {
+/// The body every raw greenlet's coroutine runs. It ends with the
+/// greenlet's last switch, to its first live parent.
+fn raw_body<V: 'static, F: FnOnce(V) -> V>(first: Arrival, this: HeaderRef, f: F) -> Infallible {
+    // The first switch sent the start value: it is read before anything
+    // else, since it may be on the stack of a greenlet that has just ended.
+    // A panic or an exit that reaches a greenlet before it started (its
+    // child ended so) ends it at once, passed on to its own parent.
+    // SAFETY: a `Value` comes with the address of a `V`: whoever sent it
+    // checked that we wait for one.
+    let arg = first
+        .wire
+        .carries_value()
+        .then(|| unsafe { first.val.cast::<V>().read() });
+    let msg = if first.wire.is_value() {
+        Msg::Value
+    } else {
+        // SAFETY: a switch's message, settled once.
+        unsafe { settle(first.wire) }
+    };
     // SAFETY: we are the greenlet, running on its thread.
-    unsafe { this.set_recv(Recv::Nothing, std::ptr::null_mut()) };
-    debug_assert!(matches!(msg, Msg::Value));
-    drop(msg);
-    let cell = this.as_ptr().cast::<RawCell<V>>();
-    // SAFETY: the sender wrote the start value into our slot before
-    // switching here; nobody else touches it now.
-    let arg = unsafe { (*(*cell).arg.get()).take() }.expect("a started greenlet has its value");
-    let result = catch_unwind(AssertUnwindSafe(move || f(arg)));
+    unsafe { this.set_recv(Recv::Nothing) };
+    let result: Result<V, Payload> = match (arg, msg) {
+        (Some(arg), _) => catch_unwind(AssertUnwindSafe(move || f(arg))),
+        (None, Msg::Unwind(p)) => Err(p),
+        (None, _) => Err(Box::new(GreenletExit)),
+    };
     // SAFETY: we are `this`, on our stack, and `f` has returned.
     unsafe { crate::sync::local::drop_locals(&this) };
     // SAFETY: still running on our own thread.
     let to = unsafe { live_parent(&this) };
+    let g = this.as_ptr();
+    // Whoever we switch to last releases this reference, with our stack.
+    std::mem::forget(this);
     let msg = match result {
         // SAFETY: `to` is alive and suspended (or unstarted) on this thread.
-        Ok(v) => unsafe { deliver(to, v) },
+        Ok(v) if unsafe { (*to).waits_for::<V>() } => {
+            let v = ManuallyDrop::new(v);
+            // SAFETY: `to` waits for a `V`, which stays on this stack until
+            // whoever `to` is releases it, after reading it; nothing else of
+            // ours is left to drop.
+            unsafe { finish(g, to, Msg::Value, (&raw const v).cast_mut().cast()) }
+        }
+        Ok(v) => {
+            // SAFETY: as above.
+            let e = unsafe { mismatch::<V>(to) };
+            drop(v);
+            Msg::Unwind(Box::new(format!(
+                "a greenlet's return value could not go to its parent: {e}"
+            )))
+        }
         Err(p) if p.is::<GreenletExit>() => Msg::Exited,
         Err(p) => Msg::Unwind(p),
     };
-    // SAFETY: we are about to end; nothing may be delivered to us any more.
-    unsafe { this.set_state(State::Dead) };
-    // Whoever we switch to last releases this reference, with our stack.
-    std::mem::forget(this);
-    Req { to, msg }.into_wire()
+    // SAFETY: as above, with no value.
+    unsafe { finish(g, to, msg, std::ptr::null_mut()) }
 }
 
 /// Counts `parent` as referenced by one more child.
@@ -304,90 +326,89 @@ unsafe fn live_parent(g: &Header) -> *const Header {
     }
 }
 
-/// Checks that `to` waits for a `V` and writes `v` into its slot.
+/// Why `to`, which does not wait for a `V`, cannot be sent one.
 ///
 /// # Safety
 /// `to` is alive and on this thread, and not the running greenlet.
-#[inline(always)]
-unsafe fn write_value<V: 'static>(to: *const Header, v: V) -> Result<(), (SwitchError, V)> {
+#[cold]
+unsafe fn mismatch<V: 'static>(to: *const Header) -> SwitchError {
     // SAFETY: per the caller.
-    if let Some(slot) = unsafe { (*to).value_slot::<V>() } {
-        // SAFETY: the slot is an `Option<V>` (its type id says so) on the
-        // suspended target's stack or in its cell, alive until it resumes,
-        // which happens only after this write.
-        unsafe { *slot.cast::<Option<V>>() = Some(v) };
-        return Ok(());
-    }
-    // It does not wait for a `V`: say what it waits for instead.
-    // SAFETY: per the caller.
-    match unsafe { (*to).recv() }.0 {
-        Recv::Value(ty) => Err((
-            SwitchError::TypeMismatch {
-                expected: ty.name(),
-                sent: std::any::type_name::<V>(),
-            },
-            v,
-        )),
-        Recv::Parked => Err((SwitchError::Parked, v)),
-        Recv::Nothing => Err((SwitchError::NotReceiving, v)),
+    match unsafe { (*to).recv() } {
+        Recv::Value(ty) => SwitchError::TypeMismatch {
+            expected: ty.name(),
+            sent: std::any::type_name::<V>(),
+        },
+        Recv::Parked => SwitchError::Parked,
+        Recv::Nothing => SwitchError::NotReceiving,
     }
 }
 
-/// A finished greenlet's value, as the message its parent gets.
-///
-/// # Safety
-/// As for [`write_value`].
-unsafe fn deliver<V: 'static>(to: *const Header, v: V) -> Msg {
-    // SAFETY: per the caller.
-    match unsafe { write_value(to, v) } {
-        Ok(()) => Msg::Value,
-        Err((e, _)) => Msg::Unwind(Box::new(format!(
-            "a greenlet's return value could not go to its parent: {e}"
-        ))),
-    }
-}
-
-/// Switches to `to` with `msg`, waiting for a `V`; what comes back.
+/// Switches to `to` with `msg` and no value, waiting for a `V`; what comes
+/// back.
 ///
 /// # Safety
 /// As for `switch_from`; `to` is not the running greenlet.
-#[inline(always)]
 unsafe fn switch_and_receive<V: 'static>(to: *const Header, msg: Msg) -> Result<V, SwitchError> {
     // SAFETY: per the caller.
-    unsafe { switch_from_and_receive(current_or_root(), to, msg) }
+    unsafe { switch_from_and_receive(current_or_root(), to, msg, std::ptr::null_mut()) }
 }
 
-/// [`switch_and_receive`] for a caller that knows the running greenlet
-/// `cur` (the root included).
+/// Switches from `cur`, the running greenlet (the root included), to `to`
+/// with `msg` and `val`, waiting for a `V`; what comes back.
 ///
 /// # Safety
-/// As for [`switch_and_receive`]; `cur` is the running greenlet.
+/// As for `switch_from`.
 #[inline(always)]
 unsafe fn switch_from_and_receive<V: 'static>(
     cur: *const Header,
     to: *const Header,
     msg: Msg,
+    val: *mut (),
 ) -> Result<V, SwitchError> {
-    let mut slot: Option<V> = None;
-    // SAFETY: `cur` is us; the slot outlives the switch (we are suspended
-    // inside this frame until the switch returns).
-    let wire = unsafe {
-        (*cur).set_recv(Recv::Value(ValueType::of::<V>()), (&raw mut slot).cast());
+    // SAFETY: `cur` is us; per the caller for the rest.
+    let back = unsafe {
         // Resumed, our `Recv` is left as it is: it is only read while we
         // are suspended, and every way of suspending sets it first.
-        switch_from(cur, to, msg)
+        (*cur).set_recv(Recv::Value(ValueType::of::<V>()));
+        switch_from(cur, to, msg, val)
     };
-    // Only a hub greenlet is ever interrupted (killed, timed out); the
-    // flags of any other stay clear.
-    // SAFETY: `cur` is the running greenlet, on this thread.
-    unsafe { crate::hub::park::check_interrupts(&*cur) };
-    if wire.is_value()
-        && let Some(v) = slot.take()
-    {
+    if back.wire.is_value() {
+        // SAFETY: whoever sent a `Value` checked that we wait for a `V` and
+        // sent its address; the sender is suspended until after this read.
+        let v = unsafe { back.val.cast::<V>().read() };
+        // Only a hub greenlet is ever interrupted (killed, timed out); the
+        // flags of any other stay clear.
+        // SAFETY: `cur` is the running greenlet, on this thread.
+        unsafe { crate::hub::park::check_interrupts(&*cur) };
         return Ok(v);
     }
-    match Msg::from_wire(wire) {
-        Msg::Value => unreachable!("a `Value` message comes with its value written"),
+    // SAFETY: as above.
+    unsafe { receive_other(cur, back) }
+}
+
+/// [`switch_from_and_receive`]'s arrival with anything but a plain value.
+///
+/// # Safety
+/// `back` is what `cur`, the running greenlet, was resumed with, waiting
+/// for a `V`.
+#[cold]
+#[inline(never)]
+unsafe fn receive_other<V: 'static>(cur: *const Header, back: Arrival) -> Result<V, SwitchError> {
+    // The value first: it may be on the stack of the greenlet that ended.
+    // SAFETY: as in `switch_from_and_receive`.
+    let v = back
+        .wire
+        .carries_value()
+        .then(|| unsafe { back.val.cast::<V>().read() });
+    // SAFETY: a switch's message, settled once; `cur` is the running
+    // greenlet.
+    let msg = unsafe {
+        let msg = settle(back.wire);
+        crate::hub::park::check_interrupts(&*cur);
+        msg
+    };
+    match msg {
+        Msg::Value => Ok(v.expect("a `Value` message comes with its value")),
         Msg::Unwind(p) => resume_unwind(p),
         Msg::Exited => Err(SwitchError::Exited),
         Msg::Wake => unreachable!("a switching greenlet is never woken by the hub"),
@@ -443,16 +464,44 @@ impl<V: 'static> RawGreenlet<V> {
         // `current`, `parent`, `cast`, and `RemoteGreenlet::to_local`,
         // which checks) and cannot leave it (it is neither Send nor Sync).
         debug_assert!(self.hdr.on_this_thread());
+        let to = self.hdr.as_ptr();
+        let cur = current_or_root();
+        // The usual case first: a greenlet that waits for a `V` is alive,
+        // and suspended unless it is us (the running greenlet's `Recv` is
+        // stale).
         // SAFETY: on the target's thread (above); it is kept alive by our
-        // handle, its parents by it.
+        // handle.
+        if to != cur && unsafe { (*to).waits_for::<V>() } {
+            let v = ManuallyDrop::new(v);
+            // SAFETY: `to` waits for a `V`, found at the address sent, which
+            // stays readable while we are suspended; the receiver moves it
+            // out (hence `ManuallyDrop`).
+            return unsafe {
+                switch_from_and_receive(cur, to, Msg::Value, (&raw const v).cast_mut().cast())
+            };
+        }
+        self.try_switch_other(v)
+    }
+
+    /// [`try_switch`](Self::try_switch) to a greenlet that is dead, running,
+    /// or not waiting for a `V`.
+    #[cold]
+    #[inline(never)]
+    fn try_switch_other(&self, v: V) -> Result<V, SwitchError> {
+        // SAFETY: as in `try_switch`; parents are kept alive by their
+        // children.
         unsafe {
             let to = live_target(self.hdr.as_ptr());
             let cur = current_or_root();
             if to == cur {
                 return Ok(v);
             }
-            write_value(to, v).map_err(|(e, _)| e)?;
-            switch_from_and_receive(cur, to, Msg::Value)
+            if !(*to).waits_for::<V>() {
+                return Err(mismatch::<V>(to));
+            }
+            let v = ManuallyDrop::new(v);
+            // SAFETY: as in `try_switch`.
+            switch_from_and_receive(cur, to, Msg::Value, (&raw const v).cast_mut().cast())
         }
     }
 
@@ -478,7 +527,7 @@ impl<V: 'static> RawGreenlet<V> {
             let cur = current_or_root();
             match (*g).state() {
                 State::Dead => None,
-                State::Running => resume_unwind(Box::new(GreenletExit)),
+                State::Started if g == cur => resume_unwind(Box::new(GreenletExit)),
                 State::Unstarted => {
                     discard(&self.hdr);
                     let to = live_parent(&*g);
@@ -487,8 +536,8 @@ impl<V: 'static> RawGreenlet<V> {
                     }
                     finish_throw(switch_and_receive(to, Msg::Exited))
                 }
-                State::Suspended => {
-                    match (*g).recv().0 {
+                State::Started => {
+                    match (*g).recv() {
                         Recv::Value(..) => {}
                         Recv::Parked => panic!("greenlet throw failed: {}", SwitchError::Parked),
                         Recv::Nothing => {
@@ -603,7 +652,7 @@ unsafe fn discard(g: &HeaderRef) {
     // header is consistent again.
     unsafe {
         g.set_state(State::Dead);
-        g.set_recv(Recv::Nothing, std::ptr::null_mut());
+        g.set_recv(Recv::Nothing);
         drop(g.take_running());
     }
 }
@@ -623,13 +672,14 @@ unsafe fn release(g: HeaderRef) {
     }
     // SAFETY: on g's thread; `g` keeps it alive throughout.
     unsafe {
-        match (g.state(), g.recv().0) {
+        let running = g.as_ptr() == current_or_root();
+        match (g.state(), g.recv()) {
             (State::Unstarted, _) => discard(&g),
-            (State::Suspended, Recv::Parked) => {
+            (State::Started, Recv::Parked) if !running => {
                 // Asleep in the hub: the hub delivers the kill when it wakes.
                 crate::hub::interrupt(&g, crate::greenlet::header::INTERRUPT_KILL);
             }
-            (State::Suspended, Recv::Value(..)) => kill_suspended(&g),
+            (State::Started, Recv::Value(..)) if !running => kill_suspended(&g),
             _ => {}
         }
         if g.state() == State::Dead

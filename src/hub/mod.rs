@@ -76,7 +76,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
-use crate::greenlet::header::{Header, HeaderRef, INTERRUPT_KILL, Msg, Wire};
+use crate::greenlet::header::{Header, HeaderRef, INTERRUPT_KILL, Msg};
 use crate::greenlet::switch::run_from_root;
 use crate::runtime::RuntimeInner;
 
@@ -565,7 +565,7 @@ impl Driver {
             Entry::Run(g) => {
                 // SAFETY: a queued greenlet is started, of this worker, and
                 // alive (it holds itself until it ends).
-                let msg = unsafe { run_from_root(g.as_ptr(), Msg::Wake.into_wire()) };
+                let msg = unsafe { run_from_root(g.as_ptr(), Msg::Wake) };
                 self.stray(msg);
             }
             Entry::Start(task) => self.start(task),
@@ -594,7 +594,7 @@ impl Driver {
         if let Some(g) = self.begin(task) {
             // SAFETY: `g` was just started here; it holds itself until it
             // ends.
-            let msg = unsafe { run_from_root(g.as_ptr(), Msg::Value.into_wire()) };
+            let msg = unsafe { run_from_root(g.as_ptr(), Msg::Value) };
             self.stray(msg);
         }
     }
@@ -672,11 +672,10 @@ impl Driver {
     /// Handles what reached the root without being asked for: a raw
     /// greenlet's result or panic whose parents were all gone.
     #[inline(always)]
-    pub(crate) fn stray(&self, msg: Wire) {
-        if msg.is_plain() {
-            return;
+    pub(crate) fn stray(&self, msg: Msg) {
+        if let Msg::Unwind(_) = msg {
+            self.stray_unwind(msg);
         }
-        self.stray_unwind(Msg::from_wire(msg));
     }
 
     #[cold]

@@ -288,7 +288,7 @@ pub(crate) fn interrupt(g: &Header, bits: u8) {
 pub(crate) fn deliver_poke(g: &Header) {
     // SAFETY: a poke is handled on the greenlet's own worker thread (started
     // greenlets never move), by the hub, so `g` is not running.
-    let stuck = unsafe { g.state() == State::Suspended && matches!(g.recv().0, Recv::Value(..)) };
+    let stuck = unsafe { g.state() == State::Started && matches!(g.recv(), Recv::Value(..)) };
     if !stuck {
         return;
     }
@@ -301,9 +301,8 @@ pub(crate) fn deliver_poke(g: &Header) {
     // SAFETY: `g` is suspended in a switch, on this thread, and accepts an
     // unwinding message; it raises its interrupt as it resumes (and, were it
     // gone, unwinds with `GreenletExit`). We are the hub, on the root.
-    let msg = unsafe {
-        crate::greenlet::switch::run_from_root(g, Msg::Unwind(Box::new(GreenletExit)).into_wire())
-    };
+    let msg =
+        unsafe { crate::greenlet::switch::run_from_root(g, Msg::Unwind(Box::new(GreenletExit))) };
     Driver::with(|d| d.stray(msg));
 }
 
@@ -366,7 +365,7 @@ unsafe fn suspend_to(g: *const Header, next: Option<Next>) {
     // hub's loop sends it); one just made ready to start expects `Value`;
     // the hub resumes us with `Wake`.
     unsafe {
-        (*g).set_recv(Recv::Parked, std::ptr::null_mut());
+        (*g).set_recv(Recv::Parked);
         let msg = match next.map(Next::target) {
             // Woken already (or the only one to yield to): go on.
             Some((n, _)) if std::ptr::eq(n, g) => Msg::Wake,

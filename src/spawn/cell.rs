@@ -24,6 +24,7 @@
 
 use std::alloc::Layout;
 use std::cell::UnsafeCell;
+use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::{self, NonNull};
@@ -33,8 +34,9 @@ use std::time::Instant;
 
 use super::GreenletError;
 use crate::greenlet::GreenletExit;
-use crate::greenlet::header::{Header, HeaderRef, Kind, Msg, Payload, Req, VTable, Wire};
-use crate::greenlet::switch::current_ptr;
+use crate::greenlet::context::Arrival;
+use crate::greenlet::header::{Header, HeaderRef, Kind, Msg, Payload, VTable};
+use crate::greenlet::switch::{current_ptr, finish, settle};
 use crate::hub::park::{Unparker, check_interrupts, park_until};
 use crate::hub::{Driver, Next};
 use crate::stack::{Stack, StackError};
@@ -208,8 +210,9 @@ unsafe fn start<T: 'static, F: FnOnce() -> T + 'static>(task: HeaderRef) -> bool
     // SAFETY: unstarted, claimed, on the thread that will run it; `task`,
     // moved into the body, keeps the header alive through the call.
     unsafe {
-        hdr.as_ref()
-            .set_coro(stack, move |_: Wire| task_body::<T, F>(task, f))
+        hdr.as_ref().set_coro(stack, move |first: Arrival| {
+            task_body::<T, F>(first, task, f)
+        })
     };
     true
 }
@@ -229,8 +232,15 @@ fn report_start_failure(task: &Header, e: &StackError) {
     }
 }
 
-/// The body of every spawned greenlet's coroutine.
-fn task_body<T: 'static, F: FnOnce() -> T>(this: HeaderRef, f: F) -> Wire {
+/// The body of every spawned greenlet's coroutine. It ends with the
+/// greenlet's last switch.
+fn task_body<T: 'static, F: FnOnce() -> T>(first: Arrival, this: HeaderRef, f: F) -> Infallible {
+    if !first.wire.is_value() {
+        // Started by a greenlet's last switch: release that one. The
+        // message is a `Value` with nothing sent.
+        // SAFETY: a switch's message, settled once.
+        drop(unsafe { settle(first.wire) });
+    }
     let out = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: we are `this`, running.
         unsafe { check_interrupts(&this) };
@@ -258,9 +268,12 @@ fn task_body<T: 'static, F: FnOnce() -> T>(this: HeaderRef, f: F) -> Wire {
         !std::ptr::eq(to, this.as_ptr()),
         "an ending greenlet is not queued"
     );
+    let g = this.as_ptr();
     // Whoever we switch to last releases this reference, with our stack.
     std::mem::forget(this);
-    Req { to, msg }.into_wire()
+    // SAFETY: we are `g`, done: nothing of ours on this stack needs
+    // dropping; `to` is what the hub runs next, expecting `msg`.
+    unsafe { finish(g, to, msg, std::ptr::null_mut()) }
 }
 
 fn error_from_payload(p: Payload) -> GreenletError {
