@@ -148,16 +148,16 @@ pub(crate) unsafe fn switch_from(
     unsafe { jump(to, msg.into_wire(), val, (*cur).sp.as_ptr()) }
 }
 
-/// Suspends the running greenlet `cur` (not the root), switching to the
-/// greenlet `to`, or to the thread's root if `to` is null, with `msg`: the
-/// hub's hand-over from one greenlet to the next. Returns the message `cur`
-/// is resumed with, settled.
+/// Suspends the running greenlet `cur` (not the root), parked, switching to
+/// the greenlet `to`, or to the thread's root if `to` is null, with `msg`:
+/// the hub's hand-over from one greenlet to the next. Returns when the hub
+/// wakes `cur` (the only message a parked greenlet gets).
 ///
 /// # Safety
 /// As for [`switch_from`], with no value; `to` is null or a greenlet other
 /// than the root.
 #[inline(always)]
-pub(crate) unsafe fn hand_over(cur: *const Header, to: *const Header, msg: Msg) -> Msg {
+pub(crate) unsafe fn hand_over(cur: *const Header, to: *const Header, msg: Msg) {
     // SAFETY: per the caller; the root exists on a hub's thread.
     unsafe {
         let to = if to.is_null() {
@@ -166,11 +166,22 @@ pub(crate) unsafe fn hand_over(cur: *const Header, to: *const Header, msg: Msg) 
             to
         };
         let back = switch_from(cur, to, msg, std::ptr::null_mut());
-        if back.wire.is_wake() {
-            return Msg::Wake;
+        if !back.wire.is_wake() {
+            woken_by_last_switch(back.wire);
         }
-        settle(back.wire)
     }
+}
+
+/// [`hand_over`]'s arrival from a greenlet that ended.
+///
+/// # Safety
+/// As for [`settle`].
+#[cold]
+#[inline(never)]
+unsafe fn woken_by_last_switch(wire: Wire) {
+    // SAFETY: per the caller.
+    let msg = unsafe { settle(wire) };
+    debug_assert!(matches!(msg, Msg::Wake), "a parked greenlet is only woken");
 }
 
 /// Switches from the root to `to`, handing it `msg`; returns what the

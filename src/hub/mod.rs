@@ -423,6 +423,26 @@ impl Driver {
     /// `g` is the running greenlet, about to suspend.
     #[inline(always)]
     pub(crate) unsafe fn yield_turn(&self, g: NonNull<Header>) -> Option<Next> {
+        let n = self.until_events.get();
+        if n > 1 && self.lifo.get().is_none() && self.ready.is_empty() {
+            // Nothing woken waits and events are not due: what runs next is
+            // the first of `fresh` (`g` itself if `fresh` is empty), and
+            // `g` goes last, as `next_entry` would have it.
+            let first = match self.fresh.rotate(Entry::Run(g)) {
+                Ok(Entry::Run(h)) => h,
+                Err(_) => g,
+                Ok(other) => {
+                    // An unstarted greenlet: the loop starts it.
+                    self.fresh.push_front(other);
+                    return self.next_after_suspend(false);
+                }
+            };
+            self.until_events.set(n - 1);
+            self.lifo_streak.set(0);
+            // `fresh` had its turn.
+            self.fresh_turn.set(0);
+            return Some(Next::Resume(first));
+        }
         self.push_yielded(g);
         self.next_after_suspend(false)
     }

@@ -366,14 +366,13 @@ unsafe fn suspend_to(g: *const Header, next: Option<Next>) {
     // the hub resumes us with `Wake`.
     unsafe {
         (*g).set_recv(Recv::Parked);
-        let msg = match next.map(Next::target) {
+        match next.map(Next::target) {
             // Woken already (or the only one to yield to): go on.
-            Some((n, _)) if std::ptr::eq(n, g) => Msg::Wake,
+            Some((n, _)) if std::ptr::eq(n, g) => {}
             // A queued greenlet, never the root.
             Some((n, msg)) => hand_over(g, n, msg),
             None => hand_over(g, std::ptr::null(), Msg::Value),
-        };
-        debug_assert!(matches!(msg, Msg::Wake));
+        }
         // `Recv` stays `Parked` while we run: it is only read while a
         // greenlet is suspended, and every way of suspending sets it first.
         check_interrupts(&*g);
@@ -472,6 +471,7 @@ fn cancel_timer(key: super::timer::TimerKey) {
 
 /// Lets every other runnable greenlet of this hub run, then continues.
 /// Outside a hub it yields the thread.
+#[inline(always)]
 pub fn yield_now() {
     let g = current_ptr();
     // SAFETY: `g`, if not null, is the running greenlet, alive (it holds

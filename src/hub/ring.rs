@@ -80,6 +80,32 @@ impl<T> Ring<T> {
         Some(unsafe { (*buf.as_ptr().add(head & (buf.len() - 1))).assume_init_read() })
     }
 
+    /// Takes the first value out and puts `value` last, in one step (no
+    /// room is needed: the first slot is read before the last is written,
+    /// and they are the same slot only in a full ring); `value` back if
+    /// the ring is empty.
+    #[inline(always)]
+    pub(crate) fn rotate(&self, value: T) -> Result<T, T> {
+        if self.is_empty() {
+            return Err(value);
+        }
+        // SAFETY: as in `capacity`.
+        let buf = unsafe { &mut *self.buf.get() };
+        let mask = buf.len() - 1;
+        let (head, tail) = (self.head.get(), self.tail.get());
+        // SAFETY: as in `pop_front` for the first value, then as in
+        // `push_back` for the slot after the last, which is free once the
+        // first is out (the first's own, in a full ring).
+        let first = unsafe {
+            let first = (*buf.as_ptr().add(head & mask)).assume_init_read();
+            (*buf.as_mut_ptr().add(tail & mask)).write(value);
+            first
+        };
+        self.head.set(head.wrapping_add(1));
+        self.tail.set(tail.wrapping_add(1));
+        Ok(first)
+    }
+
     /// Puts `value` first, to come out next.
     #[inline(always)]
     pub(crate) fn push_front(&self, value: T) {
@@ -185,6 +211,33 @@ mod tests {
             assert_eq!(r.pop_back(), Some(100 + i));
         }
         assert_eq!(r.pop_back(), None);
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn rotate_moves_the_first_last_even_when_full() {
+        let r = Ring::new();
+        assert_eq!(r.rotate(7), Err(7), "an empty ring gives the value back");
+        // MIN_CAPACITY values fill the first buffer: the first slot is the
+        // one the rotated value goes to.
+        for i in 0..MIN_CAPACITY {
+            r.push_back(i);
+        }
+        assert_eq!(r.len(), r.capacity());
+        for i in 0..3 * MIN_CAPACITY {
+            assert_eq!(
+                r.rotate(100 + i),
+                Ok(if i < MIN_CAPACITY {
+                    i
+                } else {
+                    100 + i - MIN_CAPACITY
+                })
+            );
+            assert_eq!(r.len(), MIN_CAPACITY);
+        }
+        for i in 0..MIN_CAPACITY {
+            assert_eq!(r.pop_front(), Some(100 + 2 * MIN_CAPACITY + i));
+        }
         assert!(r.is_empty());
     }
 
