@@ -344,8 +344,16 @@ thread_local! {
 }
 
 impl Driver {
+    /// This thread's driver, or null if this is not a worker thread. It
+    /// lives while `Driver::run` runs, which outlives every greenlet of the
+    /// worker.
+    #[inline(always)]
+    pub(crate) fn current() -> *const Driver {
+        DRIVER.with(|d| d.get())
+    }
+
     /// Runs `f` with this thread's driver, if this is a worker thread.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn with<R>(f: impl FnOnce(&Driver) -> R) -> Option<R> {
         let p = DRIVER.with(|d| d.get());
         if p.is_null() {
@@ -430,11 +438,15 @@ impl Driver {
             // `g` goes last, as `next_entry` would have it.
             let first = match self.fresh.rotate(Entry::Run(g)) {
                 Ok(Entry::Run(h)) => h,
-                Err(_) => g,
+                Err(e) => {
+                    // `Entry::Run(g)` back: nothing to drop.
+                    std::mem::forget(e);
+                    g
+                }
                 Ok(other) => {
                     // An unstarted greenlet: the loop starts it.
                     self.fresh.push_front(other);
-                    return self.next_after_suspend(false);
+                    return self.next_after_yield();
                 }
             };
             self.until_events.set(n - 1);
@@ -444,6 +456,13 @@ impl Driver {
             return Some(Next::Resume(first));
         }
         self.push_yielded(g);
+        self.next_after_yield()
+    }
+
+    /// [`yield_turn`](Self::yield_turn) the long way, out of line so that
+    /// the short way stays small enough to inline.
+    #[inline(never)]
+    fn next_after_yield(&self) -> Option<Next> {
         self.next_after_suspend(false)
     }
 

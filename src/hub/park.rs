@@ -474,13 +474,16 @@ fn cancel_timer(key: super::timer::TimerKey) {
 #[inline(always)]
 pub fn yield_now() {
     let g = current_ptr();
-    // SAFETY: `g`, if not null, is the running greenlet, alive (it holds
-    // itself), and the run queue entry made here resumes it.
-    let turn = std::ptr::NonNull::new(g.cast_mut())
-        .and_then(|h| Driver::with(|d| unsafe { d.yield_turn(h) }));
-    match turn {
-        // SAFETY: `g` runs on this hub; `next` is what the hub runs next.
-        Some(next) => unsafe { suspend_to(g, next) },
-        None => std::thread::yield_now(),
+    let d = Driver::current();
+    if g.is_null() || d.is_null() {
+        std::thread::yield_now();
+        return;
+    }
+    // SAFETY: `d` is this worker's live driver (it outlives every greenlet
+    // it runs); `g` is the running greenlet, alive (it holds itself), and
+    // the run queue entry made here resumes it.
+    unsafe {
+        let next = (*d).yield_turn(std::ptr::NonNull::new_unchecked(g.cast_mut()));
+        suspend_to(g, next);
     }
 }
