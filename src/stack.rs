@@ -178,7 +178,7 @@ impl Stack {
     /// Takes a stack of `size` bytes (already checked by [`checked_size`])
     /// from this thread's pool, mapping a new slab if the pool is empty.
     pub(crate) fn take(size: usize) -> Result<Stack, StackError> {
-        POOL.with(|pool| pool.borrow_mut().take(size))
+        with_pool(|pool| pool.take(size)).unwrap_or_else(|| Err(exiting()))
     }
 
     /// Makes sure this thread's pool could hand out a stack of `size` bytes
@@ -186,11 +186,9 @@ impl Stack {
     /// empty: how `try_spawn` reports allocation failures at spawn time,
     /// although the stack is taken later, by the worker that starts the
     /// greenlet.
+    #[inline(always)]
     pub(crate) fn ensure_available(size: usize) -> Result<(), StackError> {
-        POOL.with(|pool| {
-            let mut pool = pool.borrow_mut();
-            pool.class(size).refill()
-        })
+        with_pool(|pool| pool.class(size).refill()).unwrap_or_else(|| Err(exiting()))
     }
 
     /// The highest address (stacks grow down from here).
@@ -226,17 +224,69 @@ impl Drop for Stack {
         // SAFETY: `self.0` is not used again after this.
         let mem = unsafe { std::mem::ManuallyDrop::take(&mut self.0) };
         // A stack dropped after its thread's pool is gone just releases its
-        // slab reference.
-        let _ = POOL.try_with(|pool| {
-            if let Ok(mut pool) = pool.try_borrow_mut() {
-                pool.give(mem);
-            }
-        });
+        // slab reference (the closure, unrun, drops it).
+        let _ = with_pool(move |pool| pool.give(mem));
     }
 }
 
 thread_local! {
-    static POOL: RefCell<Pool> = const { RefCell::new(Pool { classes: Vec::new(), last: 0 }) };
+    /// This thread's pool once made, null before and once the thread's
+    /// locals are being destroyed. Const and without destructor, so reading
+    /// it is one load: a spawn + join reaches the pool three times.
+    static POOL: Cell<*mut Pool> = const { Cell::new(std::ptr::null_mut()) };
+    /// Owns the pool and frees it at thread exit.
+    static POOL_OWNER: PoolOwner = const { PoolOwner(Cell::new(std::ptr::null_mut())) };
+}
+
+struct PoolOwner(Cell<*mut Pool>);
+
+impl Drop for PoolOwner {
+    fn drop(&mut self) {
+        POOL.with(|p| p.set(std::ptr::null_mut()));
+        let p = self.0.replace(std::ptr::null_mut());
+        if !p.is_null() {
+            // SAFETY: made by `make_pool` with `Box::into_raw`; `POOL` no
+            // longer names it, so nothing reaches it any more.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+}
+
+/// Runs `f` on this thread's pool, made on first use; `None` once the
+/// thread's locals are being destroyed.
+#[inline(always)]
+fn with_pool<R>(f: impl FnOnce(&mut Pool) -> R) -> Option<R> {
+    let mut p = POOL.with(|p| p.get());
+    if p.is_null() {
+        p = make_pool()?;
+    }
+    // SAFETY: `p` is this thread's pool, alive until `PoolOwner`'s
+    // destructor, which clears `POOL` first. The reference is the only one:
+    // every `f` given here takes, gives, refills or trims, none of which
+    // reaches the pool again (dropping a `StackMem` only releases its slab).
+    Some(f(unsafe { &mut *p }))
+}
+
+#[cold]
+#[inline(never)]
+fn make_pool() -> Option<*mut Pool> {
+    POOL_OWNER
+        .try_with(|owner| {
+            let p = Box::into_raw(Box::new(Pool {
+                classes: Vec::new(),
+                last: 0,
+            }));
+            owner.0.set(p);
+            POOL.with(|c| c.set(p));
+            p
+        })
+        .ok()
+}
+
+fn exiting() -> StackError {
+    StackError::Os {
+        message: "this thread is exiting: its stack pool is gone".into(),
+    }
 }
 
 /// The free stacks of one size: `hot` ones may still have their pages,
@@ -378,11 +428,7 @@ pub(crate) fn trim_idle() -> bool {
         }
     });
     if due {
-        let _ = POOL.try_with(|p| {
-            if let Ok(mut p) = p.try_borrow_mut() {
-                p.trim();
-            }
-        });
+        with_pool(|p| p.trim());
     }
     due
 }
@@ -893,19 +939,19 @@ mod tests {
         let stacks: Vec<_> = (0..n).map(|_| Stack::take(size).unwrap()).collect();
         drop(stacks);
         let counts = || {
-            POOL.with(|p| {
-                let mut p = p.borrow_mut();
+            with_pool(|p| {
                 let c = p.class(size);
                 (c.hot.len(), c.cold.len())
             })
+            .unwrap()
         };
         let (hot, cold) = counts();
         assert!(hot >= n);
         // The first trim only starts the period: everything was in use.
-        POOL.with(|p| p.borrow_mut().trim());
+        with_pool(|p| p.trim());
         assert_eq!(counts(), (hot, cold));
         // Nothing used since: all but HOT_STACKS go cold.
-        POOL.with(|p| p.borrow_mut().trim());
+        with_pool(|p| p.trim());
         let (hot2, cold2) = counts();
         assert_eq!(hot2, HOT_STACKS);
         assert_eq!(cold2, cold + hot - HOT_STACKS);

@@ -473,16 +473,15 @@ impl Driver {
             return;
         }
         self.deque.push(task);
-        match self.fresh.pop_back() {
-            Some(Entry::Stealable(n)) if n < usize::MAX => {
-                self.fresh.push_back(Entry::Stealable(n + 1));
+        let counted = self.fresh.update_back(|last| match last {
+            Entry::Stealable(n) if *n < usize::MAX => {
+                *n += 1;
+                true
             }
-            last => {
-                if let Some(e) = last {
-                    self.fresh.push_back(e);
-                }
-                self.fresh.push_back(Entry::Stealable(1));
-            }
+            _ => false,
+        });
+        if !counted {
+            self.fresh.push_back(Entry::Stealable(1));
         }
         self.rt.notify_idle();
     }

@@ -106,6 +106,22 @@ impl<T> Ring<T> {
         Ok(first)
     }
 
+    /// Lets `f` change the last value in place; false, without calling
+    /// `f`, if the ring is empty. `f` must not reach the ring.
+    #[inline(always)]
+    pub(crate) fn update_back(&self, f: impl FnOnce(&mut T) -> bool) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        // SAFETY: as in `capacity`.
+        let buf = unsafe { &mut *self.buf.get() };
+        let last = self.tail.get().wrapping_sub(1) & (buf.len() - 1);
+        // SAFETY: the mask keeps the index inside the (non-empty) buffer,
+        // whose last position holds an initialised value that stays in the
+        // ring; `f` gets the only reference, for its call.
+        f(unsafe { (*buf.as_mut_ptr().add(last)).assume_init_mut() })
+    }
+
     /// Puts `value` first, to come out next.
     #[inline(always)]
     pub(crate) fn push_front(&self, value: T) {
@@ -119,20 +135,6 @@ impl<T> Ring<T> {
         // and the slot before the first value is free (not full).
         unsafe { (*buf.as_mut_ptr().add(head & (buf.len() - 1))).write(value) };
         self.head.set(head);
-    }
-
-    /// Takes the last value out.
-    #[inline(always)]
-    pub(crate) fn pop_back(&self) -> Option<T> {
-        if self.is_empty() {
-            return None;
-        }
-        // SAFETY: as in `capacity`.
-        let buf = unsafe { &*self.buf.get() };
-        let tail = self.tail.get().wrapping_sub(1);
-        self.tail.set(tail);
-        // SAFETY: as in `pop_front`, for the last value.
-        Some(unsafe { (*buf.as_ptr().add(tail & (buf.len() - 1))).assume_init_read() })
     }
 
     /// Doubles the buffer, keeping the order.
@@ -196,7 +198,7 @@ mod tests {
     }
 
     #[test]
-    fn both_ends_work_as_a_deque() {
+    fn values_pushed_in_front_come_out_first() {
         let r = Ring::new();
         // Pushed in front of an empty buffer, then around the wrap point.
         for i in 0..40 {
@@ -207,10 +209,10 @@ mod tests {
         for i in (0..40).rev() {
             assert_eq!(r.pop_front(), Some(i));
         }
-        for i in (0..40).rev() {
-            assert_eq!(r.pop_back(), Some(100 + i));
+        for i in 0..40 {
+            assert_eq!(r.pop_front(), Some(100 + i));
         }
-        assert_eq!(r.pop_back(), None);
+        assert_eq!(r.pop_front(), None);
         assert!(r.is_empty());
     }
 
@@ -239,6 +241,25 @@ mod tests {
             assert_eq!(r.pop_front(), Some(100 + 2 * MIN_CAPACITY + i));
         }
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn update_back_changes_the_last_value_in_place() {
+        let r = Ring::new();
+        assert!(!r.update_back(|_: &mut u32| unreachable!("empty")));
+        // Around the wrap point, so the last slot is at the buffer's end.
+        for i in 0..MIN_CAPACITY as u32 {
+            r.push_back(i);
+            r.pop_front();
+        }
+        r.push_back(1);
+        r.push_back(2);
+        assert!(r.update_back(|v| {
+            *v += 40;
+            true
+        }));
+        assert_eq!(r.pop_front(), Some(1));
+        assert_eq!(r.pop_front(), Some(42));
     }
 
     #[test]
