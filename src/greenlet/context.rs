@@ -4,8 +4,8 @@
 //!
 //! A context is a stack pointer. A suspended context keeps its resume
 //! address and the registers the compiler cannot be told about (rbx, rbp)
-//! pushed on its own stack, and its stack pointer in a slot its owner knows
-//! (a greenlet's record, or the thread's root slot). [`switch`] pushes the
+//! pushed on its own stack, and its stack pointer in its greenlet's header
+//! (the root's included). [`switch`] pushes the
 //! running context's, stores its stack pointer, and jumps to the target's
 //! resume address, which restores the target's stack pointer and registers:
 //! any context to any other, in one step. That is what greenlets need

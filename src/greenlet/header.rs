@@ -4,8 +4,9 @@
 //!
 //! A greenlet is one heap allocation: a `#[repr(C)]` cell whose first field is
 //! a [`Header`], followed by data typed by whoever made it (the closure and
-//! its result slot for a spawned greenlet, the closure and its start value
-//! for a raw one). The header is reference counted by hand ([`HeaderRef`]);
+//! its result slot for a spawned greenlet; nothing more for a raw one, whose
+//! closure waits on its stack and whose start value comes with the first
+//! switch). The header is reference counted by hand ([`HeaderRef`]);
 //! its `vtable` knows the real type, to start the closure and free the cell.
 //! This keeps a spawn to one allocation (served by a per-thread cache, see
 //! `spawn::cache`) and lets run queues hold thin pointers.
@@ -583,7 +584,7 @@ impl Header {
     /// Prepares `stack` to run `body` when the greenlet is first switched
     /// to, and writes its record at the top of that stack (for
     /// `VTable::start` and a raw greenlet's constructor). The body gets the
-    /// first message and returns a [`Req`]: where to go as the greenlet ends.
+    /// first arrival and never returns: it ends with `switch::finish`.
     ///
     /// # Panics
     /// If `body` (its captures) takes more than half the stack: callers
