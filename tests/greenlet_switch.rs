@@ -436,16 +436,22 @@ fn a_closure_too_large_for_its_stack_is_an_error() {
     });
 }
 
+/// An unstarted greenlet that records whether it ran, and an unstarted
+/// child of it that runs `body`.
+fn unstarted_parent_of(
+    body: impl FnOnce(()) + 'static,
+) -> (Rc<Cell<bool>>, RawGreenlet, RawGreenlet) {
+    let ran = Rc::new(Cell::new(false));
+    let r = ran.clone();
+    let parent = RawGreenlet::new(move |()| r.set(true));
+    let child = RawBuilder::new().parent(&parent).build(body).unwrap();
+    (ran, parent, child)
+}
+
 #[test]
 fn a_panic_reaching_an_unstarted_parent_ends_it_unrun() {
     guard(|| {
-        let ran = Rc::new(Cell::new(false));
-        let r = ran.clone();
-        let parent = RawGreenlet::new(move |()| r.set(true));
-        let child = RawBuilder::new()
-            .parent(&parent)
-            .build(|()| panic!("child failure"))
-            .unwrap();
+        let (ran, parent, child) = unstarted_parent_of(|()| panic!("child failure"));
         // The panic goes to `parent`, which has not started: it ends at
         // once and passes the panic on to its own parent, main.
         let err = catch_unwind(AssertUnwindSafe(|| child.switch(()))).unwrap_err();
@@ -458,13 +464,8 @@ fn a_panic_reaching_an_unstarted_parent_ends_it_unrun() {
 #[test]
 fn an_exit_reaching_an_unstarted_parent_ends_it_unrun() {
     guard(|| {
-        let ran = Rc::new(Cell::new(false));
-        let r = ran.clone();
-        let parent = RawGreenlet::new(move |()| r.set(true));
-        let child = RawBuilder::new()
-            .parent(&parent)
-            .build(|()| unreachable!("thrown into before it starts"))
-            .unwrap();
+        let (ran, parent, child) =
+            unstarted_parent_of(|()| unreachable!("thrown into before it starts"));
         // The exit of the unstarted child goes to `parent`, which ends at
         // once, as a normal end: main gets nothing back.
         assert_eq!(child.throw(), None);

@@ -730,7 +730,38 @@ unsafe impl Send for HeaderRef {}
 // SAFETY: as above.
 unsafe impl Sync for HeaderRef {}
 
+/// A cell that is its header alone: a thread's root, or a raw greenlet
+/// (whose function waits on its stack, and whose first value comes with
+/// the first switch).
+#[repr(C)]
+struct BareCell {
+    header: Header,
+}
+
+static BARE_VTABLE: VTable = VTable {
+    start: |_| unreachable!("only spawned greenlets are started by a hub"),
+    cancel: |_| {},
+    drop_func: |_| {},
+    run_here: |_| unreachable!("only spawned cells run here"),
+    dealloc: |p| {
+        // SAFETY: bare cells are made by `HeaderRef::new_bare` with
+        // `Box::leak`, and this is the last reference.
+        drop(unsafe { Box::from_raw(p.as_ptr().cast::<BareCell>()) })
+    },
+};
+
 impl HeaderRef {
+    /// A new cell of `kind` (a root or a raw greenlet) that is its header
+    /// alone; the reference returned is its only one.
+    pub(crate) fn new_bare(kind: Kind, name: Option<Box<str>>, stack_size: usize) -> HeaderRef {
+        debug_assert!(kind != Kind::Spawned);
+        let cell = Box::new(BareCell {
+            header: Header::new(&BARE_VTABLE, kind, name, stack_size),
+        });
+        // SAFETY: a fresh cell with one reference, header at offset 0.
+        unsafe { HeaderRef::from_raw(NonNull::from(Box::leak(cell)).cast::<Header>()) }
+    }
+
     /// Takes ownership of a freshly made cell's first reference.
     ///
     /// # Safety

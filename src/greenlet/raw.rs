@@ -20,10 +20,9 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::ptr::NonNull;
 
 use super::context::Arrival;
-use super::header::{Header, HeaderRef, Kind, Msg, Payload, Recv, State, VTable, ValueType};
+use super::header::{Header, HeaderRef, Kind, Msg, Payload, Recv, State, ValueType};
 use super::switch::{current_or_root, finish, root_ptr, settle, switch_from};
 use crate::stack::{DEFAULT_STACK_SIZE, Stack, StackError, checked_size};
 
@@ -115,25 +114,6 @@ pub struct RawGreenlet<V: 'static = ()> {
     _not_send: PhantomData<*const V>,
 }
 
-/// A cell for a raw greenlet: the header alone. The function lives in the
-/// coroutine's first frame; its first value comes with the first switch.
-#[repr(C)]
-struct RawCell {
-    header: Header,
-}
-
-static RAW_VTABLE: VTable = VTable {
-    start: |_| unreachable!("raw greenlets make their coroutine up front"),
-    cancel: |_| {},
-    drop_func: |_| {},
-    run_here: |_| unreachable!("only spawned cells run here"),
-    dealloc: |p| {
-        // SAFETY: raw cells are made by `RawBuilder::build` with
-        // Box::into_raw, and this is the last reference.
-        drop(unsafe { Box::from_raw(p.as_ptr().cast::<RawCell>()) })
-    },
-};
-
 /// Options for a new [`RawGreenlet`]: name, stack size, parent.
 pub struct RawBuilder {
     name: Option<Box<str>>,
@@ -196,13 +176,8 @@ impl RawBuilder {
             // SAFETY: the current greenlet is alive while it runs.
             None => unsafe { HeaderRef::clone_from_ptr(current_or_root()) },
         };
-        let cell = Box::new(RawCell {
-            header: Header::new(&RAW_VTABLE, Kind::Raw, self.name, size),
-        });
-        let ptr = NonNull::from(Box::leak(cell));
-        // SAFETY: a fresh cell with one reference (the handle's), header at
-        // offset 0.
-        let hdr = unsafe { HeaderRef::from_raw(ptr.cast::<Header>()) };
+        // Its one reference is the handle's.
+        let hdr = HeaderRef::new_bare(Kind::Raw, self.name, size);
         hdr.bind_to_current_thread();
         crate::hub::adopt_raw(&hdr);
         let this = hdr.clone();

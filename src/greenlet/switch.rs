@@ -29,7 +29,7 @@ use std::convert::Infallible;
 use std::ptr::NonNull;
 
 use super::context::{self, Arrival};
-use super::header::{Header, HeaderRef, Kind, Msg, Recv, State, VTable, Wire};
+use super::header::{Header, HeaderRef, Kind, Msg, Recv, State, Wire};
 
 thread_local! {
     static CURRENT: Cell<*const Header> = const { Cell::new(std::ptr::null()) };
@@ -92,30 +92,8 @@ pub(crate) fn current_or_root() -> *const Header {
     if p.is_null() { make_root() } else { p }
 }
 
-#[repr(C)]
-struct RootCell {
-    header: Header,
-}
-
-static ROOT_VTABLE: VTable = VTable {
-    start: |_| unreachable!("the root greenlet is never started"),
-    cancel: |_| {},
-    drop_func: |_| {},
-    run_here: |_| unreachable!("only spawned cells run here"),
-    dealloc: |p| {
-        // SAFETY: root cells are made by `new_root` with Box::into_raw and
-        // this is the last reference.
-        drop(unsafe { Box::from_raw(p.as_ptr().cast::<RootCell>()) })
-    },
-};
-
 fn new_root() -> HeaderRef {
-    let cell = Box::new(RootCell {
-        header: Header::new(&ROOT_VTABLE, Kind::Root, Some("main".into()), 0),
-    });
-    let ptr = NonNull::from(Box::leak(cell)).cast::<Header>();
-    // SAFETY: a fresh cell with one reference, header at offset 0.
-    let root = unsafe { HeaderRef::from_raw(ptr) };
+    let root = HeaderRef::new_bare(Kind::Root, Some("main".into()), 0);
     root.bind_to_current_thread();
     // SAFETY: we are on the root's own thread.
     unsafe { root.set_state(State::Started) };
