@@ -324,7 +324,7 @@ pub(crate) struct Running {
     pub(crate) timeout_fired: Cell<u64>,
     /// A throw raised by `check_interrupts` is unwinding this stack.
     pub(crate) unwinding: Cell<bool>,
-    /// Its place in its worker's list of live greenlets.
+    /// Its slot in its worker's set of live greenlets (`hub::live`).
     pub(crate) live_index: Cell<usize>,
     /// Greenlet-local values (`sync::local`).
     pub(crate) locals: crate::sync::local::Locals,

@@ -64,6 +64,7 @@
 
 mod alarm;
 pub(crate) mod deadlock;
+mod live;
 pub(crate) mod park;
 mod ring;
 pub(crate) mod timer;
@@ -329,7 +330,7 @@ pub(crate) struct Driver {
     /// Ends a sleep at the next timer, to the microsecond.
     alarm: Alarm,
     /// Started greenlets of this worker that have not ended.
-    live: RefCell<Vec<NonNull<Header>>>,
+    live: RefCell<live::LiveSet>,
     /// Raw greenlets parked here (killed at shutdown like `live` ones).
     parked_raw: RefCell<Vec<NonNull<Header>>>,
     shutting_down: Cell<bool>,
@@ -403,7 +404,7 @@ impl Driver {
             poll: RefCell::new(parts.poll),
             events: RefCell::new(mio::Events::with_capacity(256)),
             alarm: parts.alarm,
-            live: RefCell::new(Vec::new()),
+            live: RefCell::new(live::LiveSet::default()),
             parked_raw: RefCell::new(Vec::new()),
             shutting_down: Cell::new(false),
             drained: Cell::new(false),
@@ -659,11 +660,10 @@ impl Driver {
         if !unsafe { (task.vtable.start)(task) } {
             return None;
         }
-        let mut live = self.live.borrow_mut();
+        let at = self.live.borrow_mut().insert(g);
         // SAFETY: `g` is alive (it holds itself), ours, and started, so it
         // has its record.
-        unsafe { g.as_ref().running() }.live_index.set(live.len());
-        live.push(g);
+        unsafe { g.as_ref().running() }.live_index.set(at);
         Some(g)
     }
 
@@ -672,17 +672,9 @@ impl Driver {
     /// # Safety
     /// `g` is the running greenlet, a spawned one of this worker.
     pub(crate) unsafe fn forget_live(&self, g: &Header) {
-        let mut live = self.live.borrow_mut();
         // SAFETY: `g` runs (it is ending), so it has its record.
         let at = unsafe { g.running() }.live_index.replace(usize::MAX);
-        if at < live.len() && std::ptr::eq(live[at].as_ptr(), g) {
-            live.swap_remove(at);
-            if let Some(moved) = live.get(at) {
-                // SAFETY: live greenlets are alive (they hold themselves)
-                // and started, so they have their records.
-                unsafe { moved.as_ref().running() }.live_index.set(at);
-            }
-        }
+        self.live.borrow_mut().remove(NonNull::from(g), at);
     }
 
     /// A raw greenlet of this worker is about to park. Once shutdown has
@@ -983,7 +975,7 @@ impl Driver {
         // Started greenlets are killed, each at its next switch point; so
         // are raw greenlets parked here (they would hold up a spawned one
         // suspended in a switch to them).
-        let mut live: Vec<NonNull<Header>> = self.live.borrow().clone();
+        let mut live: Vec<NonNull<Header>> = self.live.borrow().to_vec();
         live.extend(self.parked_raw.borrow().iter().copied());
         for g in live {
             // SAFETY: live greenlets are alive (they hold themselves).

@@ -7,7 +7,9 @@
 //! pop. That is sound because no method hands out a reference into the
 //! buffer or runs code of anyone else's while it works on it (elements are
 //! moved in and out whole; dropping them is the caller's business), and the
-//! `Cell`s keep the ring on one thread.
+//! `Cell`s keep the ring on one thread. The one exception, `update_back`,
+//! lends its closure the last element, and the closure must not reach the
+//! ring (the hub's is a match on the element).
 
 use std::cell::{Cell, UnsafeCell};
 use std::mem::MaybeUninit;
