@@ -4,8 +4,8 @@
 //! A greenlet is added as it starts and removed as it ends, so both must be
 //! cheap and touch nothing but the set and the greenlet's own record. The
 //! set is a slab: each greenlet keeps its slot's index (in its record), an
-//! ended greenlet's slot is cleared and its index reused by the next to
-//! start. A list with `swap_remove` moved the last greenlet into the hole
+//! ended greenlet's slot joins a free list threaded through the free slots,
+//! and the next greenlet to start takes it. A list with `swap_remove` moved the last greenlet into the hole
 //! and had to fix that greenlet's index, in a record on a stack that was
 //! most likely out of cache.
 
@@ -13,49 +13,71 @@ use std::ptr::NonNull;
 
 use crate::greenlet::header::Header;
 
-#[derive(Default)]
+/// A free slot's word: the next free slot's index, shifted, with the low
+/// bit set (a greenlet's address, 8-aligned, has it clear).
+const FREE: usize = 1;
+/// The end of the free list.
+const NO_SLOT: usize = usize::MAX >> 1;
+
 pub(crate) struct LiveSet {
-    /// A greenlet per slot; `None` in a free slot.
-    slots: Vec<Option<NonNull<Header>>>,
-    /// The free slots, the last freed first.
-    free: Vec<usize>,
+    /// A greenlet's address, or a free slot's word.
+    slots: Vec<usize>,
+    /// The first free slot (the last freed), or `NO_SLOT`.
+    free: usize,
+    /// How many slots hold a greenlet.
+    len: usize,
+}
+
+impl Default for LiveSet {
+    fn default() -> Self {
+        LiveSet {
+            slots: Vec::new(),
+            free: NO_SLOT,
+            len: 0,
+        }
+    }
 }
 
 impl LiveSet {
     /// Adds `g`; returns its slot, for [`remove`](Self::remove).
     #[inline]
     pub(crate) fn insert(&mut self, g: NonNull<Header>) -> usize {
-        match self.free.pop() {
-            Some(at) => {
-                debug_assert!(self.slots[at].is_none());
-                self.slots[at] = Some(g);
-                at
-            }
-            None => {
-                self.slots.push(Some(g));
-                self.slots.len() - 1
-            }
+        let word = g.as_ptr() as usize;
+        debug_assert_eq!(word & FREE, 0);
+        self.len += 1;
+        let at = self.free;
+        if at == NO_SLOT {
+            self.slots.push(word);
+            return self.slots.len() - 1;
         }
+        self.free = self.slots[at] >> 1;
+        self.slots[at] = word;
+        at
     }
 
     /// Removes `g` from slot `at`, if it is there.
     #[inline]
     pub(crate) fn remove(&mut self, g: NonNull<Header>, at: usize) {
         if let Some(slot) = self.slots.get_mut(at)
-            && *slot == Some(g)
+            && *slot == g.as_ptr() as usize
         {
-            *slot = None;
-            self.free.push(at);
+            *slot = self.free << 1 | FREE;
+            self.free = at;
+            self.len -= 1;
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.slots.len() == self.free.len()
+        self.len == 0
     }
 
     /// The greenlets in the set.
     pub(crate) fn to_vec(&self) -> Vec<NonNull<Header>> {
-        self.slots.iter().flatten().copied().collect()
+        self.slots
+            .iter()
+            .filter(|&&w| w & FREE == 0)
+            .filter_map(|&w| NonNull::new(w as *mut Header))
+            .collect()
     }
 }
 
