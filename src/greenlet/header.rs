@@ -305,12 +305,11 @@ pub(crate) struct Header {
 /// spawn and to read at a join).
 ///
 /// The hub reaches into it while the greenlet is suspended (to flag a fired
-/// timeout, to fix a live-list index), but only
-/// through the header's `run` pointer: nothing else points into a stack, as
-/// DESIGN.md §7 asks, and a copying-stack mode could move the record off the
-/// stack (and repoint `run`) before copying the stack out. (The saved stack
-/// pointer is in the header, where a switch finds it in one load; such a
-/// mode would rebase it too.)
+/// timeout), but only through the header's `run` pointer: nothing else
+/// points into a stack, as DESIGN.md §7 asks, and a copying-stack mode
+/// could move the record off the stack (and repoint `run`) before copying
+/// the stack out. (The saved stack pointer is in the header, where a switch
+/// finds it in one load; such a mode would rebase it too.)
 ///
 /// Owner thread only, like the header's local fields.
 pub(crate) struct Running {

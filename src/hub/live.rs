@@ -4,10 +4,11 @@
 //! A greenlet is added as it starts and removed as it ends, so both must be
 //! cheap and touch nothing but the set and the greenlet's own record. The
 //! set is a slab: each greenlet keeps its slot's index (in its record), an
-//! ended greenlet's slot joins a free list threaded through the free slots,
-//! and the next greenlet to start takes it. A list with `swap_remove` moved the last greenlet into the hole
-//! and had to fix that greenlet's index, in a record on a stack that was
-//! most likely out of cache.
+//! ended greenlet's slot joins a free list threaded through the free
+//! slots, and the next greenlet to start takes it. A list with
+//! `swap_remove` moved the last greenlet into the hole and had to fix that
+//! greenlet's index, in a record on a stack that was most likely out of
+//! cache.
 
 use std::ptr::NonNull;
 

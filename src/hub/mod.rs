@@ -639,7 +639,7 @@ impl Driver {
     }
 
     /// Makes an unstarted greenlet ready to run on this worker (its stack,
-    /// its place in the live list); `None` if it may not run (killed, or
+    /// its slot in the live set); `None` if it may not run (killed, or
     /// no stack). The first switch to it, with `Msg::Value`, starts it.
     fn begin(&self, task: HeaderRef) -> Option<NonNull<Header>> {
         if !crate::spawn::claim_start(&task) {
