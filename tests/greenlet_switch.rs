@@ -505,3 +505,42 @@ fn large_and_owning_values_cross_switches_once() {
         assert_eq!(Rc::strong_count(&token), 1, "nothing leaked");
     });
 }
+
+#[test]
+fn a_suspended_greenlet_held_by_a_thread_local_is_unwound_at_thread_exit() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    // The thread-local is made before the thread's first greenlet (so
+    // before its root): its destructor runs after the root's, and dropping
+    // the handle then must still kill the greenlet by switching from the
+    // root (it aborted the process once).
+    thread_local! {
+        static HELD: RefCell<Option<RawGreenlet>> = const { RefCell::new(None) };
+    }
+    struct Count(Arc<AtomicUsize>);
+    impl Drop for Count {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    guard(|| {
+        let unwound = Arc::new(AtomicUsize::new(0));
+        let u = unwound.clone();
+        std::thread::spawn(move || {
+            HELD.with(|h| {
+                let main = RawGreenlet::<()>::current();
+                let g = RawGreenlet::new(move |()| {
+                    let _count = Count(u);
+                    main.switch(());
+                    unreachable!("killed, never resumed");
+                });
+                g.switch(());
+                *h.borrow_mut() = Some(g);
+            });
+        })
+        .join()
+        .expect("the thread ends cleanly");
+        assert_eq!(unwound.load(Ordering::SeqCst), 1);
+    });
+}

@@ -811,6 +811,11 @@ impl HeaderRef {
     pub(crate) fn non_null(&self) -> NonNull<Header> {
         self.0
     }
+
+    /// Whether this is the only reference.
+    pub(crate) fn is_unique(&self) -> bool {
+        self.refs.load(Ordering::Acquire) == 1
+    }
 }
 
 impl std::ops::Deref for HeaderRef {

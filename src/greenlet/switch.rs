@@ -37,14 +37,25 @@ thread_local! {
     static ROOT_PTR: Cell<*const Header> = const { Cell::new(std::ptr::null()) };
 }
 
-/// The thread's root greenlet, owned by the thread: when the thread's
-/// locals go, nothing names it as running any more.
-struct Root(#[allow(dead_code)] HeaderRef);
+/// The thread's root greenlet, owned by the thread.
+struct Root(std::mem::ManuallyDrop<HeaderRef>);
 
 impl Drop for Root {
     fn drop(&mut self) {
-        CURRENT.with(|c| c.set(std::ptr::null()));
-        ROOT_PTR.with(|r| r.set(std::ptr::null()));
+        if self.0.is_unique() {
+            // Nothing else holds the root: it goes, and nothing names it as
+            // running any more.
+            CURRENT.with(|c| c.set(std::ptr::null()));
+            ROOT_PTR.with(|r| r.set(std::ptr::null()));
+            // SAFETY: not used again.
+            drop(unsafe { std::mem::ManuallyDrop::take(&mut self.0) });
+        }
+        // Otherwise greenlets of this thread still have it as their parent:
+        // a handle dropped later in the thread's teardown (by another
+        // thread-local's destructor) kills its greenlet by switching from
+        // the root. The root stays, named by `CURRENT` and `ROOT_PTR`, and
+        // this reference is never given back (one small cell, only for a
+        // thread that ends with greenlets alive).
     }
 }
 
@@ -75,7 +86,7 @@ pub(crate) fn root_ptr() -> *const Header {
 fn make_root() -> *const Header {
     let root = new_root();
     let p = root.as_ptr();
-    ROOT.with(|r| *r.borrow_mut() = Some(Root(root)));
+    ROOT.with(|r| *r.borrow_mut() = Some(Root(std::mem::ManuallyDrop::new(root))));
     ROOT_PTR.with(|r| r.set(p));
     // Nothing else has run a greenlet on this thread yet: the root runs.
     CURRENT.with(|c| {
