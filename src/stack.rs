@@ -234,16 +234,15 @@ thread_local! {
     /// locals are being destroyed. Const and without destructor, so reading
     /// it is one load: a spawn + join reaches the pool three times.
     static POOL: Cell<*mut Pool> = const { Cell::new(std::ptr::null_mut()) };
-    /// Owns the pool and frees it at thread exit.
-    static POOL_OWNER: PoolOwner = const { PoolOwner(Cell::new(std::ptr::null_mut())) };
+    /// Frees the pool at thread exit (touched once, to register that).
+    static POOL_OWNER: PoolOwner = const { PoolOwner };
 }
 
-struct PoolOwner(Cell<*mut Pool>);
+struct PoolOwner;
 
 impl Drop for PoolOwner {
     fn drop(&mut self) {
-        POOL.with(|p| p.set(std::ptr::null_mut()));
-        let p = self.0.replace(std::ptr::null_mut());
+        let p = POOL.with(|p| p.replace(std::ptr::null_mut()));
         if !p.is_null() {
             // SAFETY: made by `make_pool` with `Box::into_raw`; `POOL` no
             // longer names it, so nothing reaches it any more.
@@ -271,12 +270,11 @@ fn with_pool<R>(f: impl FnOnce(&mut Pool) -> R) -> Option<R> {
 #[inline(never)]
 fn make_pool() -> Option<*mut Pool> {
     POOL_OWNER
-        .try_with(|owner| {
+        .try_with(|_| {
             let p = Box::into_raw(Box::new(Pool {
                 classes: Vec::new(),
                 last: 0,
             }));
-            owner.0.set(p);
             POOL.with(|c| c.set(p));
             p
         })

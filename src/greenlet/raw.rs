@@ -23,7 +23,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 use super::context::Arrival;
 use super::header::{Header, HeaderRef, Kind, Msg, Payload, Recv, State, ValueType};
-use super::switch::{current_or_root, finish, root_ptr, settle, switch_from};
+use super::switch::{current_or_root, finish, open, root_ptr, switch_from};
 use crate::stack::{DEFAULT_STACK_SIZE, Stack, StackError, checked_size};
 
 /// The polite kill: thrown into a greenlet by [`RawGreenlet::throw`], by
@@ -202,22 +202,11 @@ impl RawBuilder {
 /// The body every raw greenlet's coroutine runs. It ends with the
 /// greenlet's last switch, to its first live parent.
 fn raw_body<V: 'static, F: FnOnce(V) -> V>(first: Arrival, this: HeaderRef, f: F) -> Infallible {
-    // The first switch sent the start value: it is read before anything
-    // else, since it may be on the stack of a greenlet that has just ended.
-    // A panic or an exit that reaches a greenlet before it started (its
-    // child ended so) ends it at once, passed on to its own parent.
-    // SAFETY: a `Value` comes with the address of a `V`: whoever sent it
-    // checked that we wait for one.
-    let arg = first
-        .wire
-        .carries_value()
-        .then(|| unsafe { first.val.cast::<V>().read() });
-    let msg = if first.wire.is_value() {
-        Msg::Value
-    } else {
-        // SAFETY: a switch's message, settled once.
-        unsafe { settle(first.wire) }
-    };
+    // The first switch sent the start value. A panic or an exit that
+    // reaches a greenlet before it started (its child ended so) ends it at
+    // once, passed on to its own parent.
+    // SAFETY: our first arrival; we were made waiting for a `V`.
+    let (arg, msg) = unsafe { open::<V>(first) };
     // SAFETY: we are the greenlet, running on its thread.
     unsafe { this.set_recv(Recv::Nothing) };
     let result: Result<V, Payload> = match (arg, msg) {
@@ -361,6 +350,19 @@ unsafe fn switch_from_and_receive<V: 'static>(
     unsafe { receive_other(cur, back) }
 }
 
+/// Sends `v` from `cur`, the running greenlet, to `to`, waiting for a `V`
+/// back.
+///
+/// # Safety
+/// As for `switch_from`; `to` waits for a `V`.
+#[inline(always)]
+unsafe fn send<V: 'static>(cur: *const Header, to: *const Header, v: V) -> Result<V, SwitchError> {
+    let v = ManuallyDrop::new(v);
+    // SAFETY: per the caller; `v` stays readable at the address sent while
+    // we are suspended, and the receiver moves it out (hence `ManuallyDrop`).
+    unsafe { switch_from_and_receive(cur, to, Msg::Value, (&raw const v).cast_mut().cast()) }
+}
+
 /// [`switch_from_and_receive`]'s arrival with anything but a plain value.
 ///
 /// # Safety
@@ -369,18 +371,11 @@ unsafe fn switch_from_and_receive<V: 'static>(
 #[cold]
 #[inline(never)]
 unsafe fn receive_other<V: 'static>(cur: *const Header, back: Arrival) -> Result<V, SwitchError> {
-    // The value first: it may be on the stack of the greenlet that ended.
-    // SAFETY: as in `switch_from_and_receive`.
-    let v = back
-        .wire
-        .carries_value()
-        .then(|| unsafe { back.val.cast::<V>().read() });
-    // SAFETY: a switch's message, settled once; `cur` is the running
-    // greenlet.
-    let msg = unsafe {
-        let msg = settle(back.wire);
+    // SAFETY: per the caller; `cur` is the running greenlet.
+    let (v, msg) = unsafe {
+        let opened = open::<V>(back);
         crate::hub::park::check_interrupts(&*cur);
-        msg
+        opened
     };
     match msg {
         Msg::Value => Ok(v.expect("a `Value` message comes with its value")),
@@ -447,13 +442,8 @@ impl<V: 'static> RawGreenlet<V> {
         // SAFETY: on the target's thread (above); it is kept alive by our
         // handle.
         if to != cur && unsafe { (*to).waits_for::<V>() } {
-            let v = ManuallyDrop::new(v);
-            // SAFETY: `to` waits for a `V`, found at the address sent, which
-            // stays readable while we are suspended; the receiver moves it
-            // out (hence `ManuallyDrop`).
-            return unsafe {
-                switch_from_and_receive(cur, to, Msg::Value, (&raw const v).cast_mut().cast())
-            };
+            // SAFETY: `to` waits for a `V` and is not us.
+            return unsafe { send(cur, to, v) };
         }
         self.try_switch_other(v)
     }
@@ -474,9 +464,7 @@ impl<V: 'static> RawGreenlet<V> {
             if !(*to).waits_for::<V>() {
                 return Err(mismatch::<V>(to));
             }
-            let v = ManuallyDrop::new(v);
-            // SAFETY: as in `try_switch`.
-            switch_from_and_receive(cur, to, Msg::Value, (&raw const v).cast_mut().cast())
+            send(cur, to, v)
         }
     }
 

@@ -226,6 +226,31 @@ pub(crate) unsafe fn settle(wire: Wire) -> Msg {
     wire.msg()
 }
 
+/// Opens an arrival that may carry a `V`: reads the value, if a `Value` was
+/// sent, before settling the message (the value may be on the stack of the
+/// greenlet whose last switch this was, which settling releases).
+///
+/// # Safety
+/// `arrival` is what a switch on this thread returned to a greenlet that
+/// waits for a `V` (so a `Value` comes with the address of one), opened
+/// only here.
+#[inline(always)]
+pub(crate) unsafe fn open<V>(arrival: Arrival) -> (Option<V>, Msg) {
+    // SAFETY: per the caller.
+    unsafe {
+        let v = arrival
+            .wire
+            .carries_value()
+            .then(|| arrival.val.cast::<V>().read());
+        let msg = if arrival.wire.is_value() {
+            Msg::Value
+        } else {
+            settle(arrival.wire)
+        };
+        (v, msg)
+    }
+}
+
 /// Gives an ended greenlet's stack back and drops the reference it held on
 /// itself while it ran.
 ///
