@@ -227,4 +227,71 @@ mod tests {
         }
         assert!(t.heap.len() <= 2 * t.len().max(64));
     }
+
+    /// Timers set, cancelled and fired in a random mix, at random times
+    /// (some already past), against a plain list: every live timer fires
+    /// once, none before its deadline, in deadline order (a timer set for a
+    /// time before the last one fired counts as set for that time), and
+    /// none is left once time runs past them all.
+    #[test]
+    fn random_mix_fires_every_live_timer_once_and_in_order() {
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut t = Timers::new();
+        let epoch = t.epoch;
+        let at = |ns: u64| epoch + Duration::from_nanos(ns);
+        // id -> (deadline in ns, key, deadline for the order)
+        let mut pending: std::collections::HashMap<u64, (u64, TimerKey, u64)> = Default::default();
+        let mut fired = std::collections::HashSet::new();
+        let mut now = 0u64;
+        let mut last_fired = 0u64;
+        for id in 0..20_000u64 {
+            match next() % 8 {
+                0..=4 => {
+                    // Up to 2^(0..40) ns ahead, sometimes behind now.
+                    let span = 1u64 << (next() % 40);
+                    let d = if next() % 16 == 0 {
+                        now.saturating_sub(next() % span)
+                    } else {
+                        now + next() % span
+                    };
+                    let key = t.add(at(d), timeout(id));
+                    pending.insert(id, (d, key, d.max(last_fired)));
+                }
+                5 => {
+                    if let Some(&victim) = pending.keys().next() {
+                        let (_, key, _) = pending.remove(&victim).unwrap();
+                        assert!(t.cancel(key).is_some());
+                    }
+                }
+                _ => {
+                    now += next() % (1 << (next() % 30));
+                    while let Some(a) = t.pop_due(at(now)) {
+                        let id = key_of(a);
+                        let (d, _, order) = pending.remove(&id).expect("fired once, not cancelled");
+                        assert!(d <= now, "fired early");
+                        assert!(order >= last_fired, "out of order");
+                        last_fired = order;
+                        assert!(fired.insert(id));
+                    }
+                    let due = pending.values().filter(|p| p.0 <= now).count();
+                    assert_eq!(due, 0, "a due timer was left");
+                    let expect = pending.values().map(|p| p.0.saturating_sub(now)).min();
+                    assert_eq!(t.next_timeout(at(now)), expect.map(Duration::from_nanos));
+                }
+            }
+            assert_eq!(t.len(), pending.len());
+        }
+        let end = u64::MAX / 4;
+        while let Some(a) = t.pop_due(at(end)) {
+            assert!(pending.remove(&key_of(a)).is_some());
+        }
+        assert!(pending.is_empty());
+        assert_eq!(t.next_timeout(at(end)), None);
+    }
 }
