@@ -9,6 +9,13 @@
 //!
 //! Goal (issue 2, section 4): greenlet p99 lateness 2 ms or less.
 //!
+//! Last, the machine's own stalls: one thread per core does nothing but read
+//! the clock for a few seconds and counts the gaps between two readings
+//! (time the thread did not run: another task, or, in a VM, the host not
+//! running the virtual CPU). A timer that comes due in such a gap is late by
+//! up to its length whatever runtime set it, so a round with a gap of
+//! several milliseconds has a p99 of about that much.
+//!
 //! `cargo bench --bench hub_sleep_lateness` (`-- ROUNDS` to change the number
 //! of rounds, default 3).
 
@@ -126,6 +133,31 @@ fn report(name: &str, round: usize, mut run: Run) {
     );
 }
 
+/// The gaps over 1 ms that `threads` threads, each reading the clock in a
+/// loop for `secs` seconds, saw; sorted, longest last.
+fn stalls(threads: usize, secs: u64) -> Vec<Duration> {
+    let probes: Vec<_> = (0..threads)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let end = Instant::now() + Duration::from_secs(secs);
+                let mut last = Instant::now();
+                let mut gaps = Vec::new();
+                while last < end {
+                    let now = Instant::now();
+                    if now - last > Duration::from_millis(1) {
+                        gaps.push(now - last);
+                    }
+                    last = now;
+                }
+                gaps
+            })
+        })
+        .collect();
+    let mut gaps: Vec<_> = probes.into_iter().flat_map(|p| p.join().unwrap()).collect();
+    gaps.sort_unstable();
+    gaps
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a bare number sets the rounds.
     let rounds = std::env::args()
@@ -137,4 +169,22 @@ fn main() {
         report("greenlet_2_workers", round, greenlet_run(delays()));
         report("tokio_2_workers", round, tokio_run(delays()));
     }
+    let (threads, secs) = (
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        3,
+    );
+    let gaps = stalls(threads, secs);
+    let over = |ms: u64| {
+        gaps.iter()
+            .filter(|g| **g > Duration::from_millis(ms))
+            .count()
+    };
+    println!(
+        "machine stalls: {threads} threads reading the clock for {secs} s saw {} gaps over \
+         1 ms, {} over 2 ms, {} over 5 ms; longest {:.3} ms",
+        gaps.len(),
+        over(2),
+        over(5),
+        gaps.last().map_or(0.0, |g| ms(*g)),
+    );
 }

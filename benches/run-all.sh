@@ -60,7 +60,7 @@ group yield_now 1 ns greenlet_1_worker tokio_current_thread tokio_1_worker tokio
 echo "spawn + join of 100,000, per task (goal: greenlet <= 100 ns)"
 group spawn_join_100k 100000 ns greenlet_2_workers greenlet_2_workers_joinall tokio_2_workers may_2_workers
 echo "100,000 sleeps of 10-100 ms, lateness (goal: greenlet p99 <= 2 ms)"
-grep ' round ' "$log/hub_sleep_lateness.txt" | sed 's/^/  /'
+grep -e ' round ' -e '^machine stalls' "$log/hub_sleep_lateness.txt" | sed 's/^/  /'
 echo "idle memory (goal: greenlet <= 4.7 KB per task)"
 sed -n '/^summary:/,$p' "$log/hub_idle_memory.txt" | sed '1d'
 echo "(full outputs in $log)"
