@@ -518,7 +518,7 @@ impl Driver {
                 let n = self.until_events.get() - 1;
                 if n == 0 {
                     self.until_events.set(EVENT_INTERVAL);
-                    self.maintain(Some(Duration::ZERO));
+                    self.maintain();
                 } else {
                     self.until_events.set(n);
                 }
@@ -716,19 +716,15 @@ impl Driver {
         }
     }
 
-    /// Looks at wake-ups, timers and I/O; blocks at most `timeout`.
-    fn maintain(&self, timeout: Option<Duration>) {
+    /// Between two turns: looks at wake-ups, timers and I/O, without waiting
+    /// (no timer needs a clock reading unless one is pending).
+    fn maintain(&self) {
         self.drain_remote();
         self.fire_timers();
-        let mut timeout = timeout;
-        if let Some(t) = self.timers.borrow_mut().next_timeout(Instant::now()) {
-            timeout = Some(timeout.map_or(t, |x| x.min(t)));
-        }
-        if timeout == Some(Duration::ZERO) && self.shared.io_registered.load(Ordering::Relaxed) == 0
-        {
+        if self.shared.io_registered.load(Ordering::Relaxed) == 0 {
             return;
         }
-        self.poll_io(timeout);
+        self.poll_io(Some(Duration::ZERO));
         self.drain_remote();
         self.fire_timers();
     }
