@@ -3,12 +3,16 @@
 //!
 //! One criterion iteration is one batch: a task on a worker spawns 100,000
 //! empty tasks, then joins them all; the batch is timed from the first spawn
-//! to the last join. Criterion prints the time per batch and the throughput;
+//! to the last join, the handles dropped (as awaiting a tokio handle or
+//! joining a may one drops it, freeing the task). Criterion prints the time
+//! per batch and the throughput;
 //! divide the time by 100,000 for the cost per task (benches/run-all.sh
 //! prints that).
 //!
-//! - `greenlet_2_workers`: `greenlet::spawn`, then `Greenlet::join` on each.
-//! - `greenlet_2_workers_joinall`: the same, joined with `greenlet::joinall`.
+//! - `greenlet_2_workers`: `greenlet::spawn`, then `Greenlet::join` on each,
+//!   dropping it.
+//! - `greenlet_2_workers_joinall`: the same, joined with `greenlet::joinall`,
+//!   then the handles dropped.
 //! - `tokio_2_workers`: `tokio::spawn`, then `.await` on each handle.
 //! - `may_2_workers`: `may::coroutine::spawn`, then `JoinHandle::join`, in
 //!   10 waves of 10,000: may maps every coroutine stack separately (two
@@ -31,8 +35,9 @@ fn greenlet_batch(joinall: bool) -> Duration {
     let gs: Vec<_> = (0..N).map(|_| greenlet::spawn(|| ())).collect();
     if joinall {
         greenlet::joinall(&gs);
+        drop(gs);
     } else {
-        for g in &gs {
+        for g in gs {
             g.join();
         }
     }
