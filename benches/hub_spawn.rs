@@ -5,9 +5,8 @@
 //! empty tasks, then joins them all; the batch is timed from the first spawn
 //! to the last join, the handles dropped (as awaiting a tokio handle or
 //! joining a may one drops it, freeing the task). Criterion prints the time
-//! per batch and the throughput;
-//! divide the time by 100,000 for the cost per task (benches/run-all.sh
-//! prints that).
+//! per batch and the throughput; divide the time by 100,000 for the cost per
+//! task (benches/run-all.sh prints that).
 //!
 //! - `greenlet_2_workers`: `greenlet::spawn`, then `Greenlet::join` on each,
 //!   dropping it.

@@ -6,7 +6,7 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 
-use common::{DropFlag, guard, panic_text};
+use common::{DropCount, DropFlag, guard, panic_text};
 use greenlet::{GreenletExit, RawBuilder, RawGreenlet, SwitchError};
 
 #[test]
@@ -518,12 +518,6 @@ fn a_suspended_greenlet_held_by_a_thread_local_is_unwound_at_thread_exit() {
     thread_local! {
         static HELD: RefCell<Option<RawGreenlet>> = const { RefCell::new(None) };
     }
-    struct Count(Arc<AtomicUsize>);
-    impl Drop for Count {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
     guard(|| {
         let unwound = Arc::new(AtomicUsize::new(0));
         let u = unwound.clone();
@@ -531,7 +525,7 @@ fn a_suspended_greenlet_held_by_a_thread_local_is_unwound_at_thread_exit() {
             HELD.with(|h| {
                 let main = RawGreenlet::<()>::current();
                 let g = RawGreenlet::new(move |()| {
-                    let _count = Count(u);
+                    let _count = DropCount(u);
                     main.switch(());
                     unreachable!("killed, never resumed");
                 });

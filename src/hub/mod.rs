@@ -717,7 +717,7 @@ impl Driver {
     }
 
     /// Between two turns: looks at wake-ups, timers and I/O, without waiting
-    /// (no timer needs a clock reading unless one is pending).
+    /// (the clock is read only if a timer is pending).
     fn maintain(&self) {
         self.drain_remote();
         self.fire_timers();
