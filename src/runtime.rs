@@ -108,6 +108,20 @@ impl RuntimeInner {
     }
 }
 
+/// A worker's reference to its `Shared` that is never given back if the hub
+/// unwinds: started greenlets reach their worker without counting a
+/// reference on it (see `Header::worker`), trusting it to live until they
+/// have all ended, which a hub that panicked can no longer see to.
+struct KeepIfUnwinding(Arc<Shared>);
+
+impl Drop for KeepIfUnwinding {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            std::mem::forget(self.0.clone());
+        }
+    }
+}
+
 /// A set of worker threads, each running a hub.
 ///
 /// Most programs use [`run`] (or [`Builder::run`]), which makes one, runs
@@ -217,7 +231,11 @@ impl Builder {
             let rt = inner.clone();
             let t = std::thread::Builder::new()
                 .name(format!("{}-{i}", self.name))
-                .spawn(move || Driver::new(shared, rt, p).run())?;
+                .spawn(move || {
+                    let keep = KeepIfUnwinding(shared.clone());
+                    Driver::new(shared, rt, p).run();
+                    drop(keep);
+                })?;
             threads.push(t);
         }
         Ok(Runtime { inner, threads })
@@ -341,5 +359,71 @@ pub(crate) fn stack_size_for(
     match requested {
         Some(s) => checked_size(s),
         None => Ok(rt.stack_size),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Weak};
+
+    use super::*;
+    use crate::greenlet::header::life;
+    use crate::sync::Event;
+
+    fn watch_workers(rt: &Runtime) -> Vec<Weak<Shared>> {
+        rt.inner().workers.iter().map(Arc::downgrade).collect()
+    }
+
+    fn alive(ws: &[Weak<Shared>]) -> usize {
+        ws.iter().filter(|w| w.upgrade().is_some()).count()
+    }
+
+    #[test]
+    fn a_greenlet_whose_worker_another_thread_reached_keeps_it_until_its_cell_goes() {
+        let rt = Builder::new().workers(1).build().unwrap();
+        let ws = watch_workers(&rt);
+        let (started, ev) = (Arc::new(Event::new()), Arc::new(Event::new()));
+        let (s, e) = (started.clone(), ev.clone());
+        let g = rt.spawn(move || {
+            s.set();
+            e.wait();
+        });
+        started.wait();
+        // What a wake-up or a kill from this thread does before queueing
+        // anything on the greenlet's worker: the greenlet has started and
+        // waits for `ev`, so it has not ended.
+        assert!(g.header().worker().is_some());
+        ev.set();
+        g.join();
+        assert_ne!(g.header().life.load(Ordering::Acquire) & life::PINNED, 0);
+        drop(rt);
+        assert_eq!(alive(&ws), 1, "the pinned cell keeps its worker");
+        // Reaching it again after the end is still sound, and kills are
+        // no-ops on a finished greenlet.
+        assert!(g.header().worker().is_some());
+        g.kill();
+        drop(g);
+        assert_eq!(alive(&ws), 0, "the cell gave its count back");
+    }
+
+    #[test]
+    fn a_greenlet_nobody_reached_across_threads_holds_no_count_on_its_worker() {
+        let rt = Builder::new().workers(2).build().unwrap();
+        let ws = watch_workers(&rt);
+        let gs: Vec<_> = (0..100).map(|i| rt.spawn(move || i)).collect();
+        for g in &gs {
+            g.join();
+        }
+        drop(rt);
+        assert_eq!(alive(&ws), 0, "nothing but the runtime held the workers");
+        for (i, g) in gs.iter().enumerate() {
+            let bits = g.header().life.load(Ordering::Acquire);
+            assert_eq!(bits & (life::PIN_WANTED | life::PINNED), 0);
+            // An ended greenlet's worker is out of reach, and stays so.
+            assert!(g.header().worker().is_none());
+            assert_eq!(g.header().life.load(Ordering::Acquire), bits);
+            g.kill();
+            assert_eq!(g.get(), Ok(&i));
+        }
     }
 }

@@ -499,3 +499,46 @@ fn wakeups_from_another_thread_run_in_the_order_sent() {
         });
     });
 }
+
+#[test]
+fn kills_racing_the_ends_from_a_plain_thread_and_after_the_runtime_is_gone() {
+    guard(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let go = Arc::new(greenlet::sync::Event::new());
+        let rt = rt().build().unwrap();
+        let gs: Vec<_> = (0..2_000)
+            .map(|i| {
+                let (d, go) = (DropCount(drops.clone()), go.clone());
+                rt.spawn(move || {
+                    let _d = d;
+                    go.wait();
+                    for _ in 0..i % 64 {
+                        greenlet::yield_now();
+                    }
+                    i
+                })
+            })
+            .collect();
+        // The kills reach greenlets not yet started, parked, between yields,
+        // or ending: a kill (and the wake-up by `go`) from another thread
+        // must find the greenlet's worker, or see that it has ended.
+        let killer = {
+            let (gs, go) = (gs.clone(), go.clone());
+            std::thread::spawn(move || {
+                go.set();
+                gs.iter().rev().for_each(|g| g.kill());
+            })
+        };
+        killer.join().unwrap();
+        drop(rt);
+        assert_eq!(drops.load(Ordering::SeqCst), gs.len());
+        for (i, g) in gs.iter().enumerate() {
+            match g.get() {
+                Ok(v) => assert_eq!(*v, i),
+                Err(e) => assert_eq!(e, GreenletError::Killed),
+            }
+            // Its workers have exited: a kill now changes nothing.
+            g.kill();
+        }
+    });
+}

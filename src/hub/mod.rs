@@ -126,10 +126,12 @@ pub(crate) struct Shared {
     /// through their headers (`woken_next`), each holding a counted
     /// reference, taken whole by the worker. A greenlet is in it at most
     /// once: only the unpark that moves it out of `PARKED` sends it, and it
-    /// cannot park again before its worker took it. Each greenlet in it
-    /// holds this `Shared` (its `worker` field), so a `Shared` is never
-    /// dropped with wake-ups in it: one never taken would keep both alive,
-    /// as a message left in the `Injector` would. Pushing is one
+    /// cannot park again before its worker took it. A `Shared` is never
+    /// dropped with wake-ups in it: its thread holds it until every
+    /// greenlet it started has ended, and the waker of each asked for the
+    /// worker (`Header::worker`), so the greenlet's cell pins it from its
+    /// end on. One never taken would keep both alive, as a message left in
+    /// the `Injector` would. Pushing is one
     /// compare-and-swap on this word; crossbeam's `Injector` (which carries
     /// the rarer messages) touches its tail index and a slot in a block it
     /// allocates every 63 messages.
@@ -284,8 +286,7 @@ pub(crate) fn new_worker(index: usize) -> std::io::Result<(Shared, Parts)> {
 /// can park there (sleep, join) like a spawned one.
 pub(crate) fn adopt_raw(h: &Header) {
     Driver::with(|d| {
-        // SAFETY: a new greenlet, not yet shared with anyone.
-        unsafe { *h.worker.get() = Some(d.shared.clone()) };
+        h.adopt_worker(&d.shared);
     });
 }
 
@@ -652,9 +653,7 @@ impl Driver {
             return None;
         }
         task.bind_to_current_thread();
-        // SAFETY: the greenlet has not run yet and nobody else may touch its
-        // local fields (we claimed it).
-        unsafe { *task.worker.get() = Some(self.shared.clone()) };
+        task.set_worker(&self.shared);
         let g = task.non_null();
         // SAFETY: claimed, unstarted, on the thread that will run it.
         if !unsafe { (task.vtable.start)(task) } {

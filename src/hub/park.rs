@@ -246,9 +246,8 @@ fn claim_wake(g: &Header) -> bool {
 /// given, is a counted reference to it that the wake-up message may take.
 #[inline]
 fn schedule(g: &Header, owned: Option<HeaderRef>, place: Place) {
-    let worker = g.worker().expect("a parked greenlet runs on a hub");
     let local = Driver::with(|d| {
-        if std::sync::Arc::ptr_eq(&d.shared, worker) {
+        if g.runs_on(&d.shared) {
             match place {
                 Place::Next => d.wake_local(g),
                 Place::Behind => d.push_yielded(std::ptr::NonNull::from(g)),
@@ -259,6 +258,7 @@ fn schedule(g: &Header, owned: Option<HeaderRef>, place: Place) {
         }
     });
     if local != Some(true) {
+        let worker = g.worker().expect("a parked greenlet runs on a hub");
         // SAFETY: `g` is parked, hence alive (it holds itself).
         let g = owned.unwrap_or_else(|| unsafe { HeaderRef::clone_from_ptr(g) });
         worker.push_woken(g);

@@ -41,11 +41,7 @@ use crate::hub::park::{Unparker, check_interrupts, park_until};
 use crate::hub::{Driver, Next};
 use crate::stack::{Stack, StackError};
 
-const UNSTARTED: u8 = 0;
-const STARTED: u8 = 1;
-const DONE: u8 = 2;
-const STATE: u8 = 3;
-const LINKED: u8 = 4;
+use crate::greenlet::header::life::{self, DONE, LINKED, STARTED, STATE, UNSTARTED};
 
 /// Something to do when a greenlet ends.
 pub(crate) enum Link {
@@ -352,7 +348,7 @@ unsafe fn dealloc<T: 'static, F: FnOnce() -> T + 'static>(p: NonNull<Header>) {
 fn complete<T>(h: &Header, result: Result<T, GreenletError>) {
     // SAFETY: only the claimer completes, once, before DONE is published.
     unsafe { *prefix::<T>(h).result.get() = Some(result) };
-    let old = h.life.swap(DONE, Ordering::AcqRel);
+    let old = life::complete(h);
     if old & LINKED != 0 {
         let links = std::mem::take(&mut *lock(&common(h).links));
         links.fire();
