@@ -76,3 +76,11 @@ pub use crate::time::{Elapsed, Timeout, sleep, with_timeout};
 pub use crate::wait::{
     Iwait, JoinAll, JoinAllError, iwait, iwait_timeout, joinall, killall, killall_timeout,
 };
+
+/// loom models only: the pin protocol by which other threads reach a
+/// greenlet's worker (`tests/loom_pin.rs`).
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod __loom_pin {
+    pub use crate::hub::pin::{Counted, WorkerPin};
+}

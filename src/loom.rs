@@ -8,7 +8,9 @@
 //! deadline parks for "one step" (a yield) and then counts as expired, which
 //! puts the timeout path in a race with every wake-up loom can order against
 //! it. The runtime itself (hub, stacks) is not modelled: loom cannot model a
-//! stack switch; the stress tests cover that. A kill is modelled the same
+//! stack switch; the stress tests cover that. One protocol of the hub is:
+//! how other threads reach a greenlet's worker (`hub::pin`), whose atomics
+//! come from here too. A kill is modelled the same
 //! way: `sync::__loom_kill_at_next_park` makes the thread's next park return
 //! after one step and unwind, which runs the waiters' drop guards.
 
@@ -116,6 +118,15 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+
+/// The atomics of the pin protocol (`hub::pin`), which a loom model checks.
+pub(crate) mod atomic {
+    #[cfg(loom)]
+    pub(crate) use ::loom::sync::atomic::{AtomicPtr, AtomicU8};
+    pub(crate) use std::sync::atomic::Ordering;
+    #[cfg(not(loom))]
+    pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU8};
+}
 
 /// Locks `m`. The primitives' own lock has no poisoning; under loom, poison
 /// is ignored: no critical section of the primitives panics half-way through

@@ -367,7 +367,7 @@ mod tests {
     use std::sync::{Arc, Weak};
 
     use super::*;
-    use crate::greenlet::header::life;
+    use crate::hub::pin::bits;
     use crate::sync::Event;
 
     fn watch_workers(rt: &Runtime) -> Vec<Weak<Shared>> {
@@ -392,15 +392,15 @@ mod tests {
         // What a wake-up or a kill from this thread does before queueing
         // anything on the greenlet's worker: the greenlet has started and
         // waits for `ev`, so it has not ended.
-        assert!(g.header().worker().is_some());
+        assert!(g.header().worker.get(&g.header().life).is_some());
         ev.set();
         g.join();
-        assert_ne!(g.header().life.load(Ordering::Acquire) & life::PINNED, 0);
+        assert_ne!(g.header().life.load(Ordering::Acquire) & bits::PINNED, 0);
         drop(rt);
         assert_eq!(alive(&ws), 1, "the pinned cell keeps its worker");
         // Reaching it again after the end is still sound, and kills are
         // no-ops on a finished greenlet.
-        assert!(g.header().worker().is_some());
+        assert!(g.header().worker.get(&g.header().life).is_some());
         g.kill();
         drop(g);
         assert_eq!(alive(&ws), 0, "the cell gave its count back");
@@ -418,9 +418,9 @@ mod tests {
         assert_eq!(alive(&ws), 0, "nothing but the runtime held the workers");
         for (i, g) in gs.iter().enumerate() {
             let bits = g.header().life.load(Ordering::Acquire);
-            assert_eq!(bits & (life::PIN_WANTED | life::PINNED), 0);
+            assert_eq!(bits & (bits::PIN_WANTED | bits::PINNED), 0);
             // An ended greenlet's worker is out of reach, and stays so.
-            assert!(g.header().worker().is_none());
+            assert!(g.header().worker.get(&g.header().life).is_none());
             assert_eq!(g.header().life.load(Ordering::Acquire), bits);
             g.kill();
             assert_eq!(g.get(), Ok(&i));

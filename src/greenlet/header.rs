@@ -37,8 +37,7 @@ use std::any::TypeId;
 use std::cell::{Cell, UnsafeCell};
 use std::convert::Infallible;
 use std::ptr::NonNull;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use super::context::Arrival;
 use crate::stack::Stack;
@@ -270,15 +269,14 @@ pub(crate) struct Header {
     /// The hub's parking state (`hub::park`).
     pub(crate) park: AtomicU8,
     /// Lifecycle of a spawned greenlet (`spawn`), and the pin of its worker
-    /// ([`life`] has both).
-    pub(crate) life: AtomicU8,
+    /// (`hub::pin`).
+    pub(crate) life: crate::loom::atomic::AtomicU8,
     /// Requests to interrupt: `INTERRUPT_KILL`, `INTERRUPT_TIMEOUT`.
     pub(crate) interrupt: AtomicU8,
     /// Set by the deadlock detector: the main greenlet's wait must fail.
     pub(crate) loop_exit: std::sync::atomic::AtomicBool,
-    /// The worker it runs on once started (`hub`), else null. Not a counted
-    /// reference: see [`Header::worker`] for when it may be followed.
-    worker: AtomicPtr<crate::hub::Shared>,
+    /// The worker it runs on once started (`hub::pin`).
+    pub(crate) worker: crate::hub::pin::WorkerPin<crate::hub::Shared>,
     /// The next greenlet in its worker's list of wake-ups sent from other
     /// threads (`hub::Shared::push_woken`), while it is in that list.
     pub(crate) woken_next: std::sync::atomic::AtomicPtr<Header>,
@@ -391,50 +389,6 @@ pub(crate) const INTERRUPT_KILL: u8 = 1;
 /// bit so that a switch point looks at one byte for both.
 pub(crate) const INTERRUPT_TIMEOUT: u8 = 2;
 
-/// The bits of [`Header::life`]: a spawned greenlet's lifecycle (the low
-/// two bits and `LINKED`, used by `spawn`) and its worker's pin (see
-/// [`Header::worker`]).
-pub(crate) mod life {
-    use super::{Header, Ordering};
-
-    pub(crate) const UNSTARTED: u8 = 0;
-    pub(crate) const STARTED: u8 = 1;
-    pub(crate) const DONE: u8 = 2;
-    pub(crate) const STATE: u8 = 3;
-    /// Links wait for the end (`spawn::cell`).
-    pub(crate) const LINKED: u8 = 4;
-    /// Another thread followed the pointer to the worker: the end must pin.
-    pub(crate) const PIN_WANTED: u8 = 8;
-    /// The cell counts a reference on its worker.
-    pub(crate) const PINNED: u8 = 16;
-
-    /// Marks a started or claimed greenlet `DONE` and returns the bits it
-    /// had. Called on the greenlet's worker thread if it was started on one:
-    /// if another thread wanted its worker, the cell counts a reference on
-    /// it now, while this thread (which owns one) still runs it.
-    pub(crate) fn complete(h: &Header) -> u8 {
-        let w = h.worker.load(Ordering::Relaxed);
-        let old = h
-            .life
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-                let pin = if s & PIN_WANTED != 0 && !w.is_null() {
-                    PINNED
-                } else {
-                    0
-                };
-                Some((s & !STATE) | DONE | pin)
-            })
-            .unwrap_or_else(|s| s);
-        if old & PIN_WANTED != 0 && !w.is_null() {
-            // SAFETY: `w` was set by `set_worker` on this thread, from the
-            // `Arc` its hub holds while it runs; given back by `Drop for
-            // Header`, which the `PINNED` set above tells to.
-            unsafe { std::sync::Arc::increment_strong_count(w) };
-        }
-        old
-    }
-}
-
 /// Greenlet ids are handed to each thread in blocks of this many, so that
 /// spawning on several workers does not contend on one counter.
 const ID_BLOCK: u64 = 1024;
@@ -479,10 +433,10 @@ impl Header {
             name: name.map(Box::new),
             thread: AtomicU64::new(0),
             park: AtomicU8::new(0),
-            life: AtomicU8::new(0),
+            life: crate::loom::atomic::AtomicU8::new(0),
             interrupt: AtomicU8::new(0),
             loop_exit: std::sync::atomic::AtomicBool::new(false),
-            worker: AtomicPtr::new(std::ptr::null_mut()),
+            worker: crate::hub::pin::WorkerPin::new(),
             woken_next: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
             run: Cell::new(std::ptr::null_mut()),
             parent: UnsafeCell::new(None),
@@ -733,67 +687,12 @@ impl Header {
             name_len,
         }
     }
-
-    /// Binds the greenlet to the worker that starts it, before it first
-    /// runs. A spawned greenlet holds no count on the worker for this (two
-    /// atomic operations on a line shared by every greenlet of the worker,
-    /// for each spawn); it takes one only if another thread asks for the
-    /// worker ([`Header::worker`]).
-    pub(crate) fn set_worker(&self, w: &Arc<crate::hub::Shared>) {
-        self.worker
-            .store(Arc::as_ptr(w).cast_mut(), Ordering::Release);
-    }
-
-    /// Binds a raw greenlet to its thread's worker, counting a reference at
-    /// once: a raw greenlet has no end that [`life::complete`] would see.
-    pub(crate) fn adopt_worker(&self, w: &Arc<crate::hub::Shared>) {
-        // SAFETY: `w` is a live `Arc`; the count taken here is given back by
-        // `Drop for Header`, which `PINNED` tells to.
-        unsafe { Arc::increment_strong_count(Arc::as_ptr(w)) };
-        self.life.fetch_or(life::PINNED, Ordering::AcqRel);
-        self.set_worker(w);
-    }
-
-    /// True if the greenlet runs on `w` (no reference is followed).
-    #[inline(always)]
-    pub(crate) fn runs_on(&self, w: &Arc<crate::hub::Shared>) -> bool {
-        std::ptr::eq(self.worker.load(Ordering::Relaxed), Arc::as_ptr(w))
-    }
-
-    /// The worker this greenlet runs on, for a thread that must reach it (to
-    /// queue a wake-up or a poke there) while holding the greenlet; `None` if
-    /// it is not started on one, or ended before anyone asked.
-    ///
-    /// Pin protocol: the worker's `Shared` lives while its thread runs, and
-    /// the thread runs until every greenlet it started has ended. A caller
-    /// that sets `PIN_WANTED` before the greenlet ends makes its end count a
-    /// reference on the worker for the cell (`PINNED`, given back when the
-    /// cell goes). So once `PIN_WANTED` is set on a greenlet that had not
-    /// ended, the worker outlives the cell, which the caller holds.
-    pub(crate) fn worker(&self) -> Option<&crate::hub::Shared> {
-        if self.life.load(Ordering::Acquire) & (life::PIN_WANTED | life::PINNED) == 0 {
-            self.life
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-                    (s & life::STATE != life::DONE).then_some(s | life::PIN_WANTED)
-                })
-                .ok()?;
-        }
-        let w = self.worker.load(Ordering::Acquire);
-        // SAFETY: non-null, it was set from a live `Arc` by `set_worker`;
-        // per the protocol above the worker outlives this cell, and the
-        // caller holds the cell.
-        unsafe { w.as_ref() }
-    }
 }
 
 impl Drop for Header {
     fn drop(&mut self) {
-        if *self.life.get_mut() & life::PINNED != 0 {
-            // SAFETY: `PINNED` is set only with a count taken on the worker
-            // (`adopt_worker`, `life::complete`) for this cell, given back
-            // once, here.
-            unsafe { Arc::decrement_strong_count(*self.worker.get_mut()) };
-        }
+        // SAFETY: the cell is being dropped; this is the one call.
+        unsafe { self.worker.release(self.life.load(Ordering::Acquire)) };
         let r = *self.run.get_mut();
         if r.is_null() {
             return;

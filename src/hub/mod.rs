@@ -66,6 +66,7 @@ mod alarm;
 pub(crate) mod deadlock;
 mod live;
 pub(crate) mod park;
+pub(crate) mod pin;
 mod ring;
 pub(crate) mod timer;
 
@@ -286,7 +287,9 @@ pub(crate) fn new_worker(index: usize) -> std::io::Result<(Shared, Parts)> {
 /// can park there (sleep, join) like a spawned one.
 pub(crate) fn adopt_raw(h: &Header) {
     Driver::with(|d| {
-        h.adopt_worker(&d.shared);
+        // SAFETY: `d.shared` is a live `Arc`; the greenlet is new, not yet
+        // shared with another thread.
+        unsafe { h.worker.adopt(&h.life, Arc::as_ptr(&d.shared)) };
     });
 }
 
@@ -653,7 +656,11 @@ impl Driver {
             return None;
         }
         task.bind_to_current_thread();
-        task.set_worker(&self.shared);
+        // SAFETY: on this worker's thread, which holds `self.shared` until
+        // every greenlet it started has ended: it runs until its live set is
+        // empty, and one that unwinds never gives it back (the runtime's
+        // `KeepIfUnwinding`).
+        unsafe { task.worker.set(Arc::as_ptr(&self.shared)) };
         let g = task.non_null();
         // SAFETY: claimed, unstarted, on the thread that will run it.
         if !unsafe { (task.vtable.start)(task) } {

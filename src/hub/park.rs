@@ -247,7 +247,7 @@ fn claim_wake(g: &Header) -> bool {
 #[inline]
 fn schedule(g: &Header, owned: Option<HeaderRef>, place: Place) {
     let local = Driver::with(|d| {
-        if g.runs_on(&d.shared) {
+        if g.worker.runs_on(std::sync::Arc::as_ptr(&d.shared)) {
             match place {
                 Place::Next => d.wake_local(g),
                 Place::Behind => d.push_yielded(std::ptr::NonNull::from(g)),
@@ -258,7 +258,10 @@ fn schedule(g: &Header, owned: Option<HeaderRef>, place: Place) {
         }
     });
     if local != Some(true) {
-        let worker = g.worker().expect("a parked greenlet runs on a hub");
+        let worker = g
+            .worker
+            .get(&g.life)
+            .expect("a parked greenlet runs on a hub");
         // SAFETY: `g` is parked, hence alive (it holds itself).
         let g = owned.unwrap_or_else(|| unsafe { HeaderRef::clone_from_ptr(g) });
         worker.push_woken(g);
@@ -274,7 +277,7 @@ fn schedule(g: &Header, owned: Option<HeaderRef>, place: Place) {
 pub(crate) fn interrupt(g: &Header, bits: u8) {
     g.interrupt.fetch_or(bits, Ordering::Release);
     if !wake(g, Place::Next)
-        && let Some(worker) = g.worker()
+        && let Some(worker) = g.worker.get(&g.life)
     {
         // SAFETY: the caller holds `g` alive; the message holds its own
         // reference.

@@ -41,7 +41,7 @@ use crate::hub::park::{Unparker, check_interrupts, park_until};
 use crate::hub::{Driver, Next};
 use crate::stack::{Stack, StackError};
 
-use crate::greenlet::header::life::{self, DONE, LINKED, STARTED, STATE, UNSTARTED};
+use crate::hub::pin::bits::{DONE, LINKED, STARTED, STATE, UNSTARTED};
 
 /// Something to do when a greenlet ends.
 pub(crate) enum Link {
@@ -348,7 +348,7 @@ unsafe fn dealloc<T: 'static, F: FnOnce() -> T + 'static>(p: NonNull<Header>) {
 fn complete<T>(h: &Header, result: Result<T, GreenletError>) {
     // SAFETY: only the claimer completes, once, before DONE is published.
     unsafe { *prefix::<T>(h).result.get() = Some(result) };
-    let old = life::complete(h);
+    let old = h.worker.complete(&h.life);
     if old & LINKED != 0 {
         let links = std::mem::take(&mut *lock(&common(h).links));
         links.fire();
