@@ -13,9 +13,10 @@
 //! - A thread that wants to follow the pointer sets `PIN_WANTED` in the
 //!   greenlet's lifecycle bits, but only while it has not ended
 //!   ([`WorkerPin::get`]).
-//! - The end ([`WorkerPin::complete`], on the worker's thread) sees `PIN_WANTED`
-//!   in the same atomic step that marks it `DONE`, and then counts a
-//!   reference for the cell (`PINNED`), given back when the cell is dropped.
+//! - The end ([`WorkerPin::complete`], on the worker's thread) sees
+//!   `PIN_WANTED` in the same atomic step that marks it `DONE`, and then
+//!   counts a reference for the cell (`PINNED`), given back when the cell is
+//!   dropped.
 //!
 //! So a thread that set `PIN_WANTED` before the end may follow the pointer
 //! for as long as it holds the cell: until the end the worker's thread keeps
@@ -25,8 +26,9 @@
 
 use crate::loom::atomic::{AtomicPtr, AtomicU8, Ordering};
 
-/// The lifecycle bits of a greenlet (`Header::life`): a spawned greenlet's lifecycle (the low two bits
-/// and `LINKED`, see `spawn::cell`) and the pin of its worker.
+/// The bits of a greenlet's `Header::life`: a spawned greenlet's lifecycle
+/// (the low two bits and `LINKED`, see `spawn::cell`) and the pin of its
+/// worker.
 pub(crate) mod bits {
     pub(crate) const UNSTARTED: u8 = 0;
     pub(crate) const STARTED: u8 = 1;
