@@ -7,12 +7,14 @@
 //! `Mutex` and loom threads' park/unpark, and models time: a wait with a
 //! deadline parks for "one step" (a yield) and then counts as expired, which
 //! puts the timeout path in a race with every wake-up loom can order against
-//! it. The runtime itself (hub, stacks) is not modelled: loom cannot model a
+//! it. A kill is modelled the same way: `sync::__loom_kill_at_next_park`
+//! makes the thread's next park return after one step and unwind, which runs
+//! the waiters' drop guards.
+//!
+//! The runtime itself (hub, stacks) is not modelled: loom cannot model a
 //! stack switch; the stress tests cover that. One protocol of the hub is:
 //! how other threads reach a greenlet's worker (`hub::pin`), whose atomics
-//! come from here too. A kill is modelled the same
-//! way: `sync::__loom_kill_at_next_park` makes the thread's next park return
-//! after one step and unwind, which runs the waiters' drop guards.
+//! come from here too.
 
 #[cfg(not(loom))]
 mod imp {

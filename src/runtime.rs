@@ -110,8 +110,8 @@ impl RuntimeInner {
 
 /// A worker's reference to its `Shared` that is never given back if the hub
 /// unwinds: started greenlets reach their worker without counting a
-/// reference on it (see `Header::worker`), trusting it to live until they
-/// have all ended, which a hub that panicked can no longer see to.
+/// reference on it (see `hub::pin`), trusting it to live until they have
+/// all ended, which a hub that panicked can no longer see to.
 struct KeepIfUnwinding(Arc<Shared>);
 
 impl Drop for KeepIfUnwinding {

@@ -130,12 +130,12 @@ pub(crate) struct Shared {
     /// cannot park again before its worker took it. A `Shared` is never
     /// dropped with wake-ups in it: its thread holds it until every
     /// greenlet it started has ended, and the waker of each asked for the
-    /// worker (`Header::worker`), so the greenlet's cell pins it from its
-    /// end on. One never taken would keep both alive, as a message left in
-    /// the `Injector` would. Pushing is one
-    /// compare-and-swap on this word; crossbeam's `Injector` (which carries
-    /// the rarer messages) touches its tail index and a slot in a block it
-    /// allocates every 63 messages.
+    /// worker (`pin::WorkerPin::get`), so the greenlet's cell pins it from
+    /// its end on. One never taken would keep both alive, as a message left
+    /// in the `Injector` would. Pushing is one compare-and-swap on this
+    /// word; crossbeam's `Injector` (which carries the rarer messages)
+    /// touches its tail index and a slot in a block it allocates every 63
+    /// messages.
     woken: AtomicPtr<Header>,
     waker: mio::Waker,
     /// The worker is (about to be) blocked in `epoll_wait`.
